@@ -1,0 +1,303 @@
+"""The ``scribe`` command.
+
+    scribe transcribe PATH|--mic [--input-device NAME|N] [--model DIR] [--language no]
+                      [--realtime] [--json]
+    scribe devices
+    scribe models verify [--model DIR]
+
+User errors print one line on stderr and exit non-zero; tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from asr.errors import ConfigError, ScribeError
+
+logger = logging.getLogger("scribe")
+
+EXIT_INTERNAL = 70
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scribe",
+        description="Local-only ambient scribe: live Norwegian transcription (drafts are for "
+        "the clinician to check and approve).",
+    )
+    parser.add_argument("--debug", action="store_true", help="debug logging (may include transcript text)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="informational logging (no patient text)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("transcribe", help="transcribe a file or the microphone, live")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("path", nargs="?", help="audio file (WAV, FLAC, MP3, OGG)")
+    src.add_argument("--mic", action="store_true", help="transcribe the microphone until Ctrl-C")
+    t.add_argument("--input-device", metavar="NAME|N", help="microphone by name or index (see 'scribe devices')")
+    t.add_argument("--model", metavar="DIR", help="CTranslate2 Whisper directory (default: embedded Whisper base)")
+    t.add_argument("--language", help="no (bokmål, default), nn (nynorsk), en or auto")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="inference device (default auto)")
+    t.add_argument("--compute-type", help="CTranslate2 compute type (default: int8 on CPU, int8_float16 on CUDA)")
+    t.add_argument("--beam-size", type=int, help="beam of the final decode of each utterance (default 5)")
+    t.add_argument("--vad-aggressiveness", type=int, choices=(0, 1, 2, 3), help="webrtcvad mode (default 2)")
+    t.add_argument("--vocabulary", metavar="WORDS", help="comma-separated words to bias recognition (drug names)")
+    t.add_argument("--realtime", action="store_true", help="replay a file on the wall clock, as if spoken now")
+    t.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    sub.add_parser("devices", help="list audio input devices")
+
+    m = sub.add_parser("models", help="model management")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    mv = msub.add_parser("verify", help="assemble/verify the ASR model and print its directory")
+    mv.add_argument("--model", metavar="DIR")
+    return parser
+
+
+def _configure_logging(debug: bool, verbose: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not debug:  # third-party loggers could carry decoded text at DEBUG
+        for name in ("faster_whisper", "ctranslate2", "httpx", "huggingface_hub"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _progress_factory(stream: TextIO) -> Callable[[str, int], Callable[[int], None]] | None:
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def factory(label: str, total: int) -> Callable[[int], None]:
+        bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=stream, leave=False,
+                   disable=None)
+        bars.append(bar)
+
+        def update(n: int) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+
+        return update
+
+    return factory
+
+
+def _engine_config(settings: Any) -> Any:
+    from asr.decoder import DecodeOptions, normalize_language
+    from asr.engine import AsrConfig
+    from asr.streaming import StreamingOptions
+    from asr.vad import VadOptions
+
+    a = settings.asr
+    return AsrConfig(
+        model=a.model,
+        device=a.device,
+        compute_type=None if a.compute_type == "auto" else a.compute_type,
+        cpu_threads=a.cpu_threads,
+        decode=DecodeOptions(
+            language=normalize_language(a.language),
+            beam_size=a.beam_size,
+            interim_beam_size=a.interim_beam_size,
+            vocabulary=tuple(a.vocabulary),
+        ),
+        streaming=StreamingOptions(min_chunk_s=a.min_chunk_s),
+        vad=VadOptions(aggressiveness=a.vad_aggressiveness, end_silence_s=a.end_silence_s),
+    )
+
+
+def _fmt_time(t: float) -> str:
+    m, s = divmod(max(t, 0.0), 60)
+    return f"{int(m):02d}:{s:04.1f}"
+
+
+class _Printer:
+    """Prints committed segments; on a terminal also the tentative tail, greyed."""
+
+    def __init__(self, out: TextIO, as_json: bool, show_tentative: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.show_tentative = show_tentative and not as_json
+        self._tentative_shown = False
+
+    def _clear_tentative(self) -> None:
+        if self._tentative_shown:
+            self.out.write("\r\033[K")
+            self._tentative_shown = False
+
+    def event(self, ev: Any) -> None:
+        from asr.types import Segment
+
+        if isinstance(ev, Segment):
+            self._clear_tentative()
+            if self.as_json:
+                self.out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
+            else:
+                self.out.write(f"[{_fmt_time(ev.start)} → {_fmt_time(ev.end)}] {ev.text}\n")
+            self.out.flush()
+        elif self.show_tentative:
+            self._clear_tentative()
+            if ev.text:
+                width = shutil.get_terminal_size((100, 20)).columns - 4
+                self.out.write("\033[2m… " + ev.text[-width:] + "\033[0m")
+                self._tentative_shown = True
+            self.out.flush()
+
+    def close(self) -> None:
+        self._clear_tentative()
+        self.out.flush()
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from app.settings import load_settings
+    from asr.engine import AsrEngine
+    from asr.pipeline import run_stream
+    from asr.sources import FileSource, SoundDeviceSource
+
+    vocabulary = [w.strip() for w in args.vocabulary.split(",") if w.strip()] if args.vocabulary else None
+    settings = load_settings(
+        asr={
+            "model": args.model,
+            "language": args.language,
+            "device": args.device,
+            "compute_type": args.compute_type,
+            "beam_size": args.beam_size,
+            "vad_aggressiveness": args.vad_aggressiveness,
+            "input_device": args.input_device,
+            "vocabulary": vocabulary,
+        }
+    )
+    # Open the input first: a bad file or missing device fails before the model loads.
+    source: Any
+    if args.mic:
+        if args.realtime:
+            raise ConfigError("--realtime applies to files; the microphone is always live")
+        source = SoundDeviceSource(settings.asr.input_device or None)
+        source_name = f"microphone {source.name!r}"
+    else:
+        source = FileSource(args.path, realtime=args.realtime)
+        source_name = os.path.basename(args.path)
+    engine = AsrEngine(_engine_config(settings), progress_factory=_progress_factory(sys.stderr))
+
+    out = sys.stdout
+    printer = _Printer(out, args.json, show_tentative=out.isatty() and (args.mic or args.realtime))
+    bar = None
+    on_progress = None
+    if not source.live and not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(source.duration, 1), unit="s", desc="transcribing", file=sys.stderr, leave=False)
+
+        def on_progress(pos: float) -> None:
+            bar.update(round(pos, 1) - bar.n)
+
+    if args.mic:
+        print(f"listening on {source_name}; press Ctrl-C to stop", file=sys.stderr)
+    try:
+        result = run_stream(source, engine.transcriber, printer.event, on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+        printer.close()
+
+    summary = {
+        "type": "summary",
+        "audio_s": round(result.audio_s, 3),
+        "processing_s": round(result.processing_s, 3),
+        "rtf": round(result.rtf, 4),
+        "wall_s": round(result.wall_s, 3),
+        "clock": result.clock,
+        "segments": len(result.transcript.segments),
+        "model": engine.model_id,
+        "device": engine.device,
+        "compute_type": engine.compute_type,
+    }
+    empty = not result.transcript.segments
+    if empty:
+        summary["note"] = "no speech detected" if result.audio_s > 0 else "the audio is empty"
+    if result.interrupted:
+        summary["interrupted"] = True
+    if result.error is not None:
+        summary["error"] = str(result.error)
+    if args.json:
+        out.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        out.flush()
+    else:
+        print(
+            f"{source_name}: {result.audio_s:.1f} s of audio, {len(result.transcript.segments)} segments, "
+            f"processing {result.processing_s:.1f} s (RTF {result.rtf:.2f}), "
+            f"{engine.model_id} on {engine.device}/{engine.compute_type}",
+            file=sys.stderr,
+        )
+    if empty and result.error is None:
+        print(f"note: {summary['note']} in {source_name}; the transcript is empty", file=sys.stderr)
+    result.transcript.clear()
+    if result.error is not None:
+        raise result.error
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from asr.sources import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        raise ScribeError("no audio input device found: connect a microphone and retry")
+    for d in devices:
+        print(f"{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from app.settings import load_settings
+    from asr.models import resolve_whisper_model
+
+    settings = load_settings(asr={"model": args.model})
+    directory, model_id = resolve_whisper_model(
+        settings.asr.model, progress_factory=_progress_factory(sys.stderr)
+    )
+    print(f"{model_id}: {directory} (ok)")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "transcribe": cmd_transcribe,
+    "devices": cmd_devices,
+    "models": cmd_models,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    _configure_logging(args.debug, args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except ScribeError as exc:
+        print(f"scribe: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("scribe: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # never a traceback for the user, unless --debug
+        if args.debug:
+            raise
+        print(
+            f"scribe: internal error: {type(exc).__name__} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

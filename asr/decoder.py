@@ -1,0 +1,240 @@
+"""Whisper decoding behind a small protocol, with faster-whisper as the implementation.
+
+The streaming transcriber only needs "decode this buffer, given this prompt, into
+words with times relative to the buffer start"; tests substitute a scripted fake.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from asr.types import Word
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES = {"no": "no", "nb": "no", "bokmål": "no", "nn": "nn", "nynorsk": "nn", "en": "en", "auto": None}
+
+# Phrases Whisper is known to invent on silence or noise in Norwegian and English
+# (subtitle credits from its training data). A segment consisting only of one of these
+# is dropped.
+_HALLUCINATIONS = re.compile(
+    r"^\s*(teksting av.*|tekst(et)? av.*|undertekst(er)? av.*|norsk tekst.*|"
+    r"takk for (at du så på|meg|nå|oppmerksomheten)\W*|"
+    r"thanks? (you )?for watching.*|subtitles by.*|amara\.org.*)\s*$",
+    re.IGNORECASE,
+)
+
+
+MAX_WORD_S = 2.5
+"""No real word lasts this long; such a span is Whisper stretching a word over noise."""
+
+
+def cut_repetitions(words: list[Word], max_ngram: int = 8) -> list[Word]:
+    """Remove loops: a phrase of three or more words repeated right after itself, or a
+    word or word pair repeated a third time in a row, is dropped (also a trailing
+    partial copy of the loop).
+
+    Whisper without temperature fallback can loop ("som jeg glade i gutter som jeg glade
+    i gutter ..."); immediate repetition in real speech is of single words ("nei, nei").
+    """
+    from asr.agreement import normalize_word
+
+    keys = [normalize_word(w.word) for w in words]
+    out: list[Word] = []
+    out_keys: list[str] = []
+    loop: list[str] = []
+    i = 0
+    while i < len(words):
+        skipped = False
+        for n in range(1, max_ngram + 1):
+            copies = 2 if n <= 2 else 1  # copies allowed before the next one is a loop
+            gram = keys[i : i + n]
+            if len(gram) < n or len(out_keys) < n * copies:
+                break
+            if all(out_keys[len(out_keys) - n * k : len(out_keys) - n * (k - 1)] == gram for k in range(1, copies + 1)):
+                i += n
+                loop = gram
+                skipped = True
+                break
+        if skipped:
+            continue
+        rest = keys[i:]
+        if loop and len(rest) < len(loop) and rest == loop[: len(rest)]:
+            break  # a partial copy of the loop at the end
+        out.append(words[i])
+        out_keys.append(keys[i])
+        i += 1
+    return out
+
+
+class Decoder(Protocol):
+    """Turns a 16 kHz buffer into words (times relative to the buffer start)."""
+
+    def decode(self, audio: np.ndarray, *, prompt: str, final: bool) -> list[Word]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """Whisper decoding settings for streaming.
+
+    Attributes:
+        language: ``"no"`` (bokmål), ``"nn"`` (nynorsk), ``"en"`` or ``None`` to detect
+            the language once, on the first utterance.
+        beam_size: beam for the decode that ends an utterance (final text).
+        interim_beam_size: beam for the re-decodes inside an utterance (cheaper).
+        vocabulary: words to bias recognition toward (drug names of the specialty),
+            placed in Whisper's prompt.
+        no_speech_threshold: drop a segment Whisper thinks is not speech.
+    """
+
+    language: str | None = "no"
+    beam_size: int = 5
+    interim_beam_size: int = 1
+    vocabulary: tuple[str, ...] = ()
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+
+
+def normalize_language(value: str | None) -> str | None:
+    key = (value or "auto").strip().lower()
+    if key not in LANGUAGES:
+        from asr.errors import ConfigError
+
+        raise ConfigError(f"unknown language {value!r}: use one of no, nn, en, auto")
+    return LANGUAGES[key]
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    calls: int = 0
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+    per_call: list[float] = field(default_factory=list)
+
+
+class WhisperDecoder:
+    """One encoder pass, one generate, one alignment per call, from faster-whisper's parts.
+
+    ``WhisperModel.transcribe`` is built for long files: it seeks through the window and,
+    with word timestamps, re-encodes the tail after the last word, so a streaming
+    re-decode could cost several encoder passes. Streaming needs exactly one, at
+    temperature 0 (no fallback re-decodes: their cost is unbounded), with the output
+    length bounded by the audio length so a repetition loop stays cheap.
+
+    The encoder may run on the buffer's own length (plus 1 s, at least 5 s) instead of
+    Whisper's fixed 30 s window (``crop_interim``, ``crop_final``): CTranslate2 accepts
+    shorter inputs and a 5-10 s buffer then costs a fraction of the encoder time. On
+    ``king.mp3`` this changed WER by less than the run-to-run spread of the settings
+    (see benchmarks/README.md); the decode that ends an utterance uses the full beam.
+    """
+
+    PREPEND = "\"'“¿([{-"
+    APPEND = "\"'.。,，!！?？:：”)]}、"
+
+    def __init__(
+        self,
+        model: WhisperModel,
+        options: DecodeOptions | None = None,
+        *,
+        crop_interim: bool = True,
+        crop_final: bool = True,
+    ) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self.model = model
+        self.options = options or DecodeOptions()
+        self.crop_interim = crop_interim
+        self.crop_final = crop_final
+        self.language = self.options.language
+        self.stats = DecodeStats()
+        self._tokenizer_cls = Tokenizer
+        self._tokenizer = self._make_tokenizer(self.language or "en")
+        self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
+
+    def _make_tokenizer(self, language: str) -> Any:
+        return self._tokenizer_cls(
+            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=language
+        )
+
+    def vocabulary_prompt(self) -> str:
+        if not self.options.vocabulary:
+            return ""
+        return ", ".join(self.options.vocabulary) + "."
+
+    def decode(self, audio: np.ndarray, *, prompt: str, final: bool) -> list[Word]:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
+
+        opts = self.options
+        t0 = time.perf_counter()
+        duration = len(audio) / 16000
+        features = self.model.feature_extractor(audio)
+        content_frames = min(features.shape[-1] - 1, 3000)
+        if not (self.crop_final if final else self.crop_interim):
+            window = pad_or_trim(features)
+        else:  # the buffer plus 1 s of padding, at least 5 s
+            window = pad_or_trim(features, min(3000, max(500, content_frames + 100)))
+        encoder_output = self.model.encode(window)
+        if self.language is None:
+            lang, prob = self.model.model.detect_language(encoder_output)[0][0]
+            self.language = lang[2:-2]
+            self._tokenizer = self._make_tokenizer(self.language)
+            logger.info("detected language %s (p=%.2f)", self.language, prob)
+        tok = self._tokenizer
+        full_prompt = " ".join(p for p in (self.vocabulary_prompt(), prompt) if p).strip()
+        previous = tok.encode(" " + full_prompt) if full_prompt else []
+        # Timestamp mode: without it Whisper tends to stop after the first sentence.
+        prompt_tokens = self.model.get_prompt(tok, previous, without_timestamps=False)
+        max_new = int(16 + 10 * duration)  # text plus timestamp tokens
+        result = self.model.model.generate(
+            encoder_output,
+            [prompt_tokens],
+            beam_size=opts.beam_size if final else opts.interim_beam_size,
+            max_length=len(prompt_tokens) + max_new,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+            max_initial_timestamp_index=50,  # the first word within 1 s, as faster-whisper
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
+        avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(result.sequences_ids[0]) + 1)
+        text = tok.decode(tokens).strip()
+        words: list[Word] = []
+        if (
+            result.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold
+        ) or not tokens:
+            logger.debug("no speech in this buffer")
+        elif _HALLUCINATIONS.match(text):
+            logger.debug("dropped a known Whisper hallucination")
+        else:
+            if get_compression_ratio(text) > 2.4:
+                logger.debug("repetitive decode (compression ratio > 2.4)")
+            alignment = self.model.find_alignment(tok, [tokens], encoder_output, content_frames)[0]
+            merge_punctuations(alignment, self.PREPEND, self.APPEND)
+            for w in alignment:
+                if not w["word"]:
+                    continue
+                start = min(float(w["start"]), duration)
+                end = min(max(float(w["end"]), start), duration)
+                if end - start > MAX_WORD_S:
+                    continue
+                words.append(Word(w["word"], start, end, float(w["probability"])))
+            words = cut_repetitions(words)
+        dt = time.perf_counter() - t0
+        self.stats.calls += 1
+        self.stats.seconds += dt
+        self.stats.audio_seconds += duration
+        self.stats.per_call.append(dt)
+        logger.debug("decoded %.2f s of audio in %.3f s (final=%s)", duration, dt, final)
+        return words

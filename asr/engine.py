@@ -1,0 +1,82 @@
+"""An ASR engine: a resolved, checked and loaded Whisper model plus its options.
+
+It creates one :class:`StreamingTranscriber` per session and offers the offline
+(whole-file) transcription used as the baseline in benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from asr.decoder import DecodeOptions, WhisperDecoder
+from asr.loader import choose_compute, load_whisper
+from asr.models import Progress, resolve_whisper_model
+from asr.streaming import StreamingOptions, StreamingTranscriber
+from asr.types import Word
+from asr.vad import VadOptions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AsrConfig:
+    model: str | None = None  # embedded id or directory; None = embedded default
+    device: str = "auto"
+    compute_type: str | None = None
+    cpu_threads: int = 0
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    streaming: StreamingOptions = field(default_factory=StreamingOptions)
+    vad: VadOptions = field(default_factory=VadOptions)
+
+
+class AsrEngine:
+    def __init__(
+        self,
+        config: AsrConfig | None = None,
+        *,
+        cache_dir: Path | None = None,
+        progress_factory: Callable[[str, int], Progress] | None = None,
+    ) -> None:
+        self.config = config or AsrConfig()
+        self.choice = choose_compute(self.config.device, self.config.compute_type)
+        self.model_dir, self.model_id = resolve_whisper_model(
+            self.config.model, cache_dir=cache_dir, progress_factory=progress_factory
+        )
+        self.model = load_whisper(self.model_dir, self.choice, self.config.cpu_threads)
+
+    @property
+    def device(self) -> str:
+        return self.choice.device
+
+    @property
+    def compute_type(self) -> str:
+        return self.choice.compute_type
+
+    def decoder(self) -> WhisperDecoder:
+        return WhisperDecoder(self.model, self.config.decode)
+
+    def transcriber(self, clock: Callable[[], float] | None = None) -> StreamingTranscriber:
+        return StreamingTranscriber(
+            self.decoder(), self.config.streaming, self.config.vad, clock=clock
+        )
+
+    def transcribe_offline(self, audio: np.ndarray, beam_size: int | None = None) -> list[Word]:
+        """Whole-buffer transcription with faster-whisper's own defaults (the baseline)."""
+        opts = self.config.decode
+        segments, _ = self.model.transcribe(
+            audio,
+            language=opts.language,
+            beam_size=beam_size or opts.beam_size,
+            word_timestamps=True,
+            initial_prompt=", ".join(opts.vocabulary) + "." if opts.vocabulary else None,
+        )
+        return [
+            Word(w.word, float(w.start), float(w.end), float(w.probability))
+            for s in segments
+            for w in (s.words or ())
+        ]

@@ -1,0 +1,50 @@
+"""User-facing errors of the ASR core.
+
+Every error a user can cause (bad file, missing device, broken model) is a
+:class:`ScribeError` whose ``str()`` is one line that says what is wrong and, where
+there is one, the fix. Front ends print that line and exit non-zero; they never show a
+traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class ScribeError(Exception):
+    """Base class of errors with a one-line, user-facing message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class AudioInputError(ScribeError):
+    """An audio file cannot be read (missing, a directory, corrupt, unsupported)."""
+
+    exit_code = 2
+
+
+class TruncatedAudioError(AudioInputError):
+    """The file decoded only partly; what was decoded is still transcribed."""
+
+
+class DeviceError(ScribeError):
+    """No usable input device, or PortAudio is missing."""
+
+    exit_code = 3
+
+
+class DeviceLostError(DeviceError):
+    """The input device stopped delivering audio mid-stream."""
+
+
+class ModelError(ScribeError):
+    """A model directory is missing, incomplete or fails its checksum."""
+
+    exit_code = 4
+
+
+class ConfigError(ScribeError):
+    """The configuration file or a command-line option is invalid."""
+
+    exit_code = 2

@@ -1,0 +1,276 @@
+"""Streaming transcription: VAD-gated buffer, re-decoding, LocalAgreement-2 commits.
+
+The push contract follows ufal/whisper_streaming::
+
+    t = StreamingTranscriber(decoder)
+    for chunk in source:
+        t.insert_audio_chunk(chunk)
+        for event in t.process_iter():   # Segment (committed) or Tentative
+            ...
+    for segment in t.finish():           # flushes what is still tentative
+        ...
+
+Policy:
+
+* The VAD gate marks speech. Silence is not decoded; a silence longer than
+  ``context_gap_s`` empties the buffer, so only a short pause between two utterances
+  stays in it.
+* Inside an utterance the buffer is re-decoded each time ``min_chunk_s`` of new speech
+  arrived; LocalAgreement-2 commits the longest common prefix of two consecutive
+  hypotheses, the rest is shown as tentative.
+* When the gate sees the utterance end (a pause of ``VadOptions.end_silence_s``), the
+  buffer is decoded once more with the full beam and everything is committed. Short
+  phrases therefore commit right after the speaker pauses.
+* Committed audio stays in the buffer as context for the next utterance (Whisper is
+  far more accurate with a few seconds of preceding speech than on an isolated phrase)
+  until the buffer exceeds ``max_buffer_s``; it is then trimmed at the end of a
+  committed sentence (or word). Words re-recognised in that context are skipped by
+  time and by n-gram overlap.
+* The prompt is the vocabulary list plus the last ``prompt_chars`` of committed text
+  whose audio has left the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from asr.agreement import LocalAgreement
+from asr.decoder import Decoder
+from asr.types import SAMPLE_RATE, AudioChunk, Segment, Tentative, Transcript, Word, words_text
+from asr.vad import GateEvent, VadGate, VadOptions
+
+logger = logging.getLogger(__name__)
+
+Event = Segment | Tentative
+_SENTENCE_END = (".", "?", "!", "…")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingOptions:
+    """Streaming policy.
+
+    Attributes:
+        min_chunk_s: new speech (s) that triggers an interim re-decode.
+        first_chunk_s: speech (s) an utterance needs before its first interim decode
+            (very short buffers give unreliable hypotheses).
+        max_buffer_s: beyond this the buffer is trimmed at a committed sentence end.
+        hard_max_buffer_s: beyond this everything is committed and the buffer cleared
+            (Whisper's window is 30 s).
+        context_gap_s: silence after which the buffer (and its context) is dropped.
+        prompt_chars: characters of recent committed text used as the prompt.
+        use_vad: gate the audio with webrtcvad (off: every sample counts as speech).
+    """
+
+    min_chunk_s: float = 2.0
+    first_chunk_s: float = 3.0
+    max_buffer_s: float = 15.0
+    hard_max_buffer_s: float = 25.0
+    context_gap_s: float = 2.0
+    prompt_chars: int = 200
+    use_vad: bool = True
+
+
+class StreamingTranscriber:
+    """Turns pushed audio into committed :class:`Segment` values and tentative text."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        options: StreamingOptions | None = None,
+        vad_options: VadOptions | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.decoder = decoder
+        self.options = options or StreamingOptions()
+        self.vad_options = vad_options or VadOptions()
+        self.gate = VadGate(self.vad_options) if self.options.use_vad else None
+        self.agreement = LocalAgreement()
+        self.transcript = Transcript()
+        self._clock = clock or (lambda: self.audio_end)
+        self._queue: deque[GateEvent] = deque()
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0.0
+        self._pre_roll: deque[AudioChunk] = deque()
+        self._new_speech_s = 0.0  # speech in the buffer not yet seen by a decode
+        self._utterance_s = 0.0  # speech of the current utterance
+        self._silence_s = 0.0  # silence since the last speech
+        self._pending_final = False  # speech arrived since the last final commit
+        self._next_id = 0
+        self.audio_end = 0.0  # session time of the last inserted sample
+        self.decodes = 0
+
+    # -- push side -------------------------------------------------------------------
+    def insert_audio_chunk(self, chunk: AudioChunk) -> None:
+        self.audio_end = max(self.audio_end, chunk.end)
+        if self.gate is None:
+            self._queue.append(GateEvent("speech", chunk.start, chunk))
+        else:
+            self._queue.extend(self.gate.push(chunk))
+
+    @property
+    def buffer_seconds(self) -> float:
+        return len(self._buf) / SAMPLE_RATE
+
+    # -- processing ------------------------------------------------------------------
+    def process_iter(self) -> list[Event]:
+        """Consume queued audio; decode if an utterance ended or enough speech is new."""
+        events: list[Event] = []
+        while self._queue:
+            ev = self._queue.popleft()
+            if ev.kind == "end":
+                events.extend(self._finalize_utterance())
+            elif ev.chunk is not None:
+                if ev.kind == "speech":
+                    self._speech(ev.chunk)
+                else:
+                    self._silence(ev.chunk)
+        opts = self.options
+        if (
+            self._new_speech_s >= opts.min_chunk_s
+            and self._utterance_s >= opts.first_chunk_s
+            and len(self._buf)
+        ):
+            events.extend(self._interim())
+        return events
+
+    def finish(self) -> list[Segment]:
+        """End of stream: decode what is left and commit everything."""
+        if self.gate is not None:
+            self._queue.extend(self.gate.flush())
+        events = self.process_iter()
+        events.extend(self._finalize_utterance())
+        return [e for e in events if isinstance(e, Segment)]
+
+    def wipe(self) -> None:
+        """Forget all audio and text of the session (end of a consultation)."""
+        self._queue.clear()
+        self._pre_roll.clear()
+        self._drop_buffer()
+        self.agreement = LocalAgreement()
+        self.transcript.clear()
+
+    # -- buffer ----------------------------------------------------------------------
+    def _speech(self, chunk: AudioChunk) -> None:
+        if len(self._buf) == 0:
+            # start a buffer with the pre-roll that precedes the onset
+            pre = [c for c in self._pre_roll if c.end <= chunk.start + 1e-6]
+            self._buf_start = pre[0].start if pre else chunk.start
+            self._buf = np.concatenate([*(c.samples for c in pre), np.zeros(0, np.float32)])
+            self._pre_roll.clear()
+        self._extend(chunk)
+        self._new_speech_s += chunk.duration
+        self._utterance_s += chunk.duration
+        self._silence_s = 0.0
+        self._pending_final = True
+
+    def _silence(self, chunk: AudioChunk) -> None:
+        if len(self._buf) == 0:
+            self._pre_roll.append(chunk)
+            keep = self.vad_options.pre_roll_s
+            while self._pre_roll and self._pre_roll[-1].end - self._pre_roll[0].start - self._pre_roll[0].duration >= keep:
+                self._pre_roll.popleft()
+            return
+        self._silence_s += chunk.duration
+        if self._silence_s > self.options.context_gap_s and not self._pending_final:
+            self._drop_buffer()  # a long pause: the context is no longer useful
+            self._pre_roll.append(chunk)
+            return
+        self._extend(chunk)
+
+    def _extend(self, chunk: AudioChunk) -> None:
+        expected = self._buf_start + self.buffer_seconds
+        gap = chunk.start - expected
+        if gap > 0.01:  # audio went missing (should not happen): pad to keep times right
+            self._buf = np.concatenate([self._buf, np.zeros(int(round(gap * SAMPLE_RATE)), np.float32)])
+        elif gap < -0.01:
+            skip = int(round(-gap * SAMPLE_RATE))
+            chunk = AudioChunk(chunk.samples[skip:], chunk.start + skip / SAMPLE_RATE)
+        self._buf = np.concatenate([self._buf, chunk.samples.astype(np.float32, copy=False)])
+
+    def _drop_buffer(self) -> None:
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._new_speech_s = 0.0
+        self._silence_s = 0.0
+        self.agreement.reset()
+
+    def _cut(self, time: float) -> None:
+        drop = int(round((time - self._buf_start) * SAMPLE_RATE))
+        if drop <= 0:
+            return
+        self._buf = self._buf[drop:]
+        self._buf_start = time
+        self.agreement.forget_before(time)
+
+    # -- decoding --------------------------------------------------------------------
+    def _prompt(self) -> str:
+        before = [w for w in self.transcript.words[-80:] if w.end <= self._buf_start + 0.01]
+        return words_text(before)[-self.options.prompt_chars :]
+
+    def _decode(self, final: bool) -> list[Word]:
+        words = self.decoder.decode(self._buf, prompt=self._prompt(), final=final)
+        self.decodes += 1
+        self._new_speech_s = 0.0
+        return [w.shifted(self._buf_start) for w in words]
+
+    def _interim(self) -> list[Event]:
+        hypothesis = self._decode(final=False)
+        events: list[Event] = []
+        committed = self.agreement.insert(hypothesis)
+        if committed:
+            events.append(self._emit(committed))
+        if self.buffer_seconds > self.options.hard_max_buffer_s:
+            rest = self.agreement.commit_all()
+            if rest:
+                events.append(self._emit(rest))
+            self._drop_buffer()
+        elif self.buffer_seconds > self.options.max_buffer_s:
+            self._trim()
+        events.append(Tentative(tuple(self.agreement.tentative)))
+        return events
+
+    def _finalize_utterance(self) -> list[Event]:
+        self._utterance_s = 0.0
+        if not self._pending_final or len(self._buf) == 0:
+            return []
+        self._pending_final = False
+        if self._new_speech_s > 0 or not self.agreement.tentative:
+            words = self.agreement.commit_all(self._decode(final=True))
+        else:  # the last decode already saw the whole utterance
+            words = self.agreement.commit_all()
+        events: list[Event] = []
+        if words:
+            events.append(self._emit(words))
+        events.append(Tentative(()))
+        if self.buffer_seconds > self.options.max_buffer_s:
+            self._trim()
+        return events
+
+    def _trim(self) -> None:
+        """Cut the buffer at a committed sentence end (keeping one sentence as context),
+        or at the last committed word."""
+        committed = [w for w in self.agreement.committed if w.end > self._buf_start]
+        if not committed:
+            return
+        ends = [w.end for w in committed if w.word.strip().endswith(_SENTENCE_END)]
+        keep_from = self._buf_start + self.buffer_seconds - self.options.max_buffer_s
+        candidates = [e for e in ends[:-1] if e >= keep_from] or ends[-1:] or [committed[-1].end]
+        self._cut(candidates[0])
+        logger.debug("trimmed buffer to %.2f s", self.buffer_seconds)
+
+    def _emit(self, words: list[Word]) -> Segment:
+        seg = Segment(
+            id=self._next_id,
+            start=words[0].start,
+            end=words[-1].end,
+            text=words_text(words),
+            words=tuple(words),
+            emitted_at=self._clock(),
+        )
+        self._next_id += 1
+        self.transcript.add(seg)
+        return seg

@@ -1,0 +1,1 @@
+"""Hardware and microphone tests for hospital IT (issue #6)."""
