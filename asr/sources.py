@@ -149,6 +149,9 @@ def decode_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, TruncatedAudi
             damaged = f"{bad_frames} damaged packet(s) skipped"
         if declared and decoded < declared - max(0.5, 0.02 * declared):
             damaged = f"only {decoded:.1f} s of the declared {declared:.1f} s could be decoded"
+        wav = _wav_declared_bytes(p)
+        if wav and wav[1] < wav[0]:
+            damaged = f"the header declares {wav[0]} bytes of audio but only {wav[1]} are present"
     if len(audio) == 0 and damaged:
         raise AudioInputError(f"{p} is corrupt or truncated: {damaged}")
     if len(audio) == 0 and declared and declared > 0.1:
@@ -175,6 +178,27 @@ def _declared_seconds(container: Any, stream: Any) -> float | None:
             return float(container.duration) / 1_000_000
     except (TypeError, ValueError, ZeroDivisionError):
         return None
+    return None
+
+
+def _wav_declared_bytes(p: Path) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file: (bytes the header declares for the data chunk, bytes present)."""
+    import struct
+
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            cid, clen = struct.unpack("<4sI", fh.read(8))
+            if cid == b"data":
+                if clen in (0, 0xFFFFFFFF):  # streaming writers leave it open
+                    return None
+                return clen, size - pos - 8
+            pos += 8 + clen + (clen & 1)
     return None
 
 

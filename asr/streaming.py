@@ -84,11 +84,14 @@ class StreamingTranscriber:
         options: StreamingOptions | None = None,
         vad_options: VadOptions | None = None,
         clock: Callable[[], float] | None = None,
+        gate: VadGate | None = None,
     ) -> None:
         self.decoder = decoder
         self.options = options or StreamingOptions()
-        self.vad_options = vad_options or VadOptions()
-        self.gate = VadGate(self.vad_options) if self.options.use_vad else None
+        self.vad_options = gate.options if gate is not None else vad_options or VadOptions()
+        if gate is None and self.options.use_vad:
+            gate = VadGate(self.vad_options)
+        self.gate = gate
         self.agreement = LocalAgreement()
         self.transcript = Transcript()
         self._clock = clock or (lambda: self.audio_end)

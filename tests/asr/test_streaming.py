@@ -1,0 +1,118 @@
+"""StreamingTranscriber policy with a scripted decoder and a scheduled VAD (no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from asr.streaming import StreamingOptions, StreamingTranscriber
+from asr.types import AudioChunk, Segment, Tentative, Word
+from asr.vad import VadOptions
+from tests.fakes import ScheduledGate, ScriptedDecoder, ramp_audio
+
+
+def script(utterances: list[tuple[float, str]], step: float = 0.4) -> tuple[list[Word], list[tuple[float, float]]]:
+    words, speech = [], []
+    for start, text in utterances:
+        t = start
+        for w in text.split():
+            words.append(Word(" " + w, t, t + step - 0.05, 0.9))
+            t += step
+        speech.append((start, t))
+    return words, speech
+
+
+def run(utterances, total_s, options=None, chunk_s=0.1, vocabulary_prompt=False):
+    words, speech = script(utterances)
+    decoder = ScriptedDecoder(words)
+    gate = ScheduledGate(speech, VadOptions(end_silence_s=0.5))
+    t = StreamingTranscriber(decoder, options or StreamingOptions(), gate=gate)
+    audio = ramp_audio(total_s)
+    n = int(chunk_s * 16000)
+    events, buffer_max = [], 0.0
+    for i in range(0, len(audio), n):
+        t.insert_audio_chunk(AudioChunk(audio[i : i + n], i / 16000))
+        events.extend(t.process_iter())
+        buffer_max = max(buffer_max, t.buffer_seconds)
+    events.extend(t.finish())
+    return t, decoder, words, events, buffer_max
+
+
+def committed_text(events) -> list[str]:
+    return [w.word.strip() for e in events if isinstance(e, Segment) for w in e.words]
+
+
+def test_every_word_is_committed_once_in_order() -> None:
+    utts = [(0.5, "hei og velkommen"), (3.0, "jeg har hatt vondt i kneet siden mars"), (8.0, "ja")]
+    t, _, words, events, _ = run(utts, 11.0)
+    assert committed_text(events) == [w.word.strip() for w in words]
+    assert [s.id for s in t.transcript.segments] == list(range(len(t.transcript.segments)))
+
+
+def test_short_phrase_commits_when_the_speaker_pauses() -> None:
+    t, _, words, events, _ = run([(1.0, "blodtrykket er fint")], 5.0)
+    seg = next(e for e in events if isinstance(e, Segment))
+    # audio clock: committed within the pause that ends the utterance (+ one chunk)
+    assert seg.emitted_at - seg.end <= 0.5 + 0.05 + 0.1 + 0.05
+    assert seg.text == "blodtrykket er fint"
+
+
+def test_long_utterance_commits_by_agreement_before_it_ends() -> None:
+    text = " ".join(f"ord{i}" for i in range(40))  # 16 s of continuous speech
+    t, decoder, words, events, _ = run([(0.5, text)], 19.0)
+    first = next(e for e in events if isinstance(e, Segment))
+    assert first.emitted_at < 16.5  # before the utterance ended
+    assert any(not c["final"] for c in decoder.calls)
+    assert committed_text(events) == [w.word.strip() for w in words]
+    # the unstable last word ("~") never reached the transcript
+    assert "~" not in t.transcript.text
+
+
+def test_tentative_text_is_reported_and_cleared() -> None:
+    text = " ".join(f"ord{i}" for i in range(20))
+    _, _, _, events, _ = run([(0.5, text)], 10.0)
+    tentative = [e for e in events if isinstance(e, Tentative)]
+    assert any(e.text for e in tentative)
+    assert tentative[-1].text == ""
+
+
+def test_buffer_is_trimmed_for_long_speech() -> None:
+    sentences = " ".join(f"setning{i} a{i} b{i} c{i} d{i}." for i in range(16))  # 32 s
+    opts = StreamingOptions(max_buffer_s=10.0, hard_max_buffer_s=20.0)
+    t, decoder, words, events, buffer_max = run([(0.5, sentences)], 36.0, opts)
+    assert buffer_max <= 20.0 + 0.2
+    assert committed_text(events) == [w.word.strip() for w in words]
+    # decodes after a trim start at a committed sentence end
+    later = [c for c in decoder.calls if c["start"] > 1.0]
+    assert later
+
+
+def test_long_silence_drops_the_buffer_short_pause_keeps_context() -> None:
+    opts = StreamingOptions(context_gap_s=2.0)
+    t, decoder, _, _, _ = run([(0.5, "en to tre"), (3.2, "fire fem"), (9.0, "seks")], 12.0, opts)
+    finals = [c for c in decoder.calls if c["final"]]
+    assert len(finals) == 3
+    assert finals[1]["start"] < 1.0  # the first utterance is still context
+    assert finals[2]["start"] > 6.0  # after 4 s of silence the buffer started anew
+    assert finals[2]["prompt"].endswith("fire fem")
+
+
+def test_silence_only_decodes_nothing() -> None:
+    t, decoder, _, events, _ = run([], 5.0)
+    assert decoder.calls == [] and t.transcript.segments == []
+    assert not [e for e in events if isinstance(e, Segment)]
+
+
+def test_wipe_forgets_audio_and_text() -> None:
+    t, _, _, _, _ = run([(0.5, "sensitiv opplysning")], 3.0)
+    assert t.transcript.segments
+    t.insert_audio_chunk(AudioChunk(ramp_audio(0.5, 3.0), 3.0))
+    t.wipe()
+    assert t.transcript.segments == [] and t.buffer_seconds == 0.0
+    assert t.agreement.committed == [] and t.agreement.tentative == []
+
+
+@pytest.mark.parametrize("chunk_s", [0.03, 0.25, 1.3])
+def test_result_does_not_depend_on_chunk_size(chunk_s: float) -> None:
+    utts = [(0.5, "pasienten bruker metformin"), (4.0, "fem hundre milligram to ganger daglig")]
+    _, _, words, events, _ = run(utts, 9.0, chunk_s=chunk_s)
+    assert committed_text(events) == [w.word.strip() for w in words]

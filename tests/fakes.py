@@ -1,0 +1,150 @@
+"""Test doubles. They refuse to run outside pytest (dangerzone's habit)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from asr.types import SAMPLE_RATE, Word
+from asr.vad import VadGate, VadOptions
+
+
+def _only_in_tests() -> None:
+    if "PYTEST_CURRENT_TEST" not in os.environ:
+        raise RuntimeError("test doubles must not run outside the test suite")
+
+
+def ramp_audio(seconds: float, start: float = 0.0) -> np.ndarray:
+    """Audio whose every sample encodes its own session time (t / 1000)."""
+    n = int(round(seconds * SAMPLE_RATE))
+    return ((start + np.arange(n) / SAMPLE_RATE) / 1000.0).astype(np.float32)
+
+
+class ScheduledGate(VadGate):
+    """A VAD gate whose speech decision comes from a schedule instead of webrtcvad;
+    reads the time from ramp audio."""
+
+    def __init__(self, speech: list[tuple[float, float]], options: VadOptions | None = None) -> None:
+        _only_in_tests()
+        super().__init__(options)
+        self.speech = speech
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        t = float(frame[len(frame) // 2]) * 1000.0
+        return any(a <= t < b for a, b in self.speech)
+
+
+class ScriptedDecoder:
+    """Returns the scripted words that lie inside the buffer (recovered from ramp audio).
+
+    The last word that is still being spoken (its end beyond the buffer) is returned in
+    a different spelling on every call, like Whisper's unstable last word.
+    """
+
+    def __init__(self, words: list[Word]) -> None:
+        _only_in_tests()
+        self.words = words
+        self.calls: list[dict[str, Any]] = []
+
+    def decode(self, audio: np.ndarray, *, prompt: str, final: bool) -> list[Word]:
+        t0 = float(audio[0]) * 1000.0
+        t1 = t0 + len(audio) / SAMPLE_RATE
+        self.calls.append({"start": t0, "end": t1, "prompt": prompt, "final": final})
+        out = []
+        for w in self.words:
+            if w.start >= t0 - 1e-3 and w.end <= t1 + 1e-3:
+                out.append(w.shifted(-t0))
+            elif w.start >= t0 and w.start < t1 and not final:
+                out.append(Word(w.word + "~" * len(self.calls), w.start - t0, t1 - t0, 0.3))
+                break
+        return out
+
+
+class FakeInputStream:
+    def __init__(self, sd: FakeSoundDevice, **kwargs: Any) -> None:
+        self.sd = sd
+        self.kwargs = kwargs
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        if self.sd.busy:
+            raise RuntimeError("Device unavailable [PaErrorCode -9985]")
+        if self.kwargs["samplerate"] not in self.sd.supported_rates:
+            raise RuntimeError("Invalid sample rate [PaErrorCode -9997]")
+        self._thread = threading.Thread(target=self._play, daemon=True)
+        self._thread.start()
+
+    def _play(self) -> None:
+        block = self.kwargs["blocksize"]
+        audio = self.sd.audio
+        callback = self.kwargs["callback"]
+        n_blocks = 0
+        for i in range(0, len(audio), block):
+            if self._stop.is_set():
+                break
+            if self.sd.vanish_after_blocks is not None and n_blocks >= self.sd.vanish_after_blocks:
+                if self.sd.vanish_silently:
+                    return  # no callbacks any more, no finished signal: a hung device
+                break
+            data = audio[i : i + block]
+            if len(data) < block:
+                data = np.pad(data, ((0, block - len(data)), (0, 0)))
+            callback(data, block, None, None)
+            n_blocks += 1
+        finished = self.kwargs.get("finished_callback")
+        if finished:
+            finished()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class FakeSoundDevice:
+    """Stands in for the ``sounddevice`` module: one input device that 'hears' a file."""
+
+    def __init__(
+        self,
+        audio: np.ndarray,
+        samplerate: int = 48_000,
+        devices: list[dict[str, Any]] | None = None,
+        *,
+        vanish_after_blocks: int | None = None,
+        vanish_silently: bool = False,
+        busy: bool = False,
+    ) -> None:
+        _only_in_tests()
+        self.audio = audio if audio.ndim == 2 else audio[:, None]
+        self.supported_rates = {samplerate}
+        self.vanish_after_blocks = vanish_after_blocks
+        self.vanish_silently = vanish_silently
+        self.busy = busy
+        self.devices = devices if devices is not None else [
+            {"name": "Built-in Output", "max_input_channels": 0, "default_samplerate": 48000.0},
+            {"name": "Jabra Speak 510 USB", "max_input_channels": self.audio.shape[1],
+             "default_samplerate": float(samplerate)},
+        ]
+        self.default = SimpleNamespace(device=(1, 0))
+        self.streams: list[FakeInputStream] = []
+
+    def query_devices(self) -> list[dict[str, Any]]:
+        return self.devices
+
+    def InputStream(self, **kwargs: Any) -> FakeInputStream:  # noqa: N802 (mirrors sounddevice)
+        stream = FakeInputStream(self, **kwargs)
+        self.streams.append(stream)
+        return stream
+
+
+def to_native(audio16k: np.ndarray, rate: int = 48_000, channels: int = 2) -> np.ndarray:
+    """Upsample 16 kHz mono to a device's native rate and channel count (linear interp)."""
+    n = int(len(audio16k) * rate / SAMPLE_RATE)
+    x = np.interp(np.arange(n) * SAMPLE_RATE / rate, np.arange(len(audio16k)), audio16k)
+    return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
