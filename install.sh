@@ -22,8 +22,8 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2'; then
 fi
 
 py=""
-for candidate in python3.13 python3.12 python3.11 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+for candidate in python3.11 python3 python3.12 python3.13; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     py="$candidate"; break
   fi
 done

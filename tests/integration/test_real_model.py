@@ -36,6 +36,7 @@ def _consultations(d: Path) -> list[Path]:
     return sorted(d.glob("*.flac"))
 
 
+@pytest.mark.timeout(2400)
 def test_every_turn_of_every_consultation_is_covered(engine, consultations_dir: Path) -> None:
     """No speech is dropped after silence gaps: each turn overlaps a committed segment."""
     files = _consultations(consultations_dir)
