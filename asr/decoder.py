@@ -147,6 +147,8 @@ class WhisperDecoder:
         *,
         crop_interim: bool = True,
         crop_final: bool = True,
+        max_passes: int = 3,
+        continue_after_s: float = 2.0,
     ) -> None:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -156,6 +158,8 @@ class WhisperDecoder:
         self.crop_interim = crop_interim
         self.crop_final = crop_final
         self.language = self.options.language
+        self.max_passes = max_passes
+        self.continue_after_s = continue_after_s
         self.stats = DecodeStats()
         self._tokenizer_cls = Tokenizer
         self._tokenizer = self._make_tokenizer(self.language or "en")
@@ -172,12 +176,46 @@ class WhisperDecoder:
         return ", ".join(self.options.vocabulary) + "."
 
     def decode(self, audio: np.ndarray, *, prompt: str, final: bool) -> list[Word]:
+        """Decode the buffer; if Whisper stops early, continue after its last word.
+
+        In timestamp mode Whisper may end its output after a first segment although
+        speech follows (faster-whisper's ``transcribe`` seeks on for that reason). A
+        remainder longer than ``continue_after_s`` is decoded again from the last word
+        on, with the words so far as prompt, up to ``max_passes`` windows; otherwise
+        that speech would never be transcribed.
+        """
+        t0 = time.perf_counter()
+        duration = len(audio) / 16000
+        words: list[Word] = []
+        seek = 0.0
+        for _ in range(self.max_passes):
+            part = audio[int(round(seek * 16000)) :]
+            context = " ".join(p for p in (prompt, "".join(w.word for w in words).strip()) if p)
+            found = [w.shifted(seek) for w in self._decode_window(part, context[-400:], final)]
+            found = [w for w in found if w.start >= seek - 0.05]
+            if not found:
+                break
+            words.extend(found)
+            if duration - words[-1].end < self.continue_after_s:
+                break
+            seek = words[-1].end
+        words = cut_repetitions(words)
+        dt = time.perf_counter() - t0
+        self.stats.calls += 1
+        self.stats.seconds += dt
+        self.stats.audio_seconds += duration
+        self.stats.per_call.append(dt)
+        logger.debug("decoded %.2f s of audio in %.3f s (final=%s)", duration, dt, final)
+        return words
+
+    def _decode_window(self, audio: np.ndarray, prompt: str, final: bool) -> list[Word]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
 
         opts = self.options
-        t0 = time.perf_counter()
         duration = len(audio) / 16000
+        if duration < 0.3:
+            return []
         features = self.model.feature_extractor(audio)
         content_frames = min(features.shape[-1] - 1, 3000)
         if not (self.crop_final if final else self.crop_interim):
@@ -227,14 +265,7 @@ class WhisperDecoder:
                     continue
                 start = min(float(w["start"]), duration)
                 end = min(max(float(w["end"]), start), duration)
-                if end - start > MAX_WORD_S:
-                    continue
+                if end - start > MAX_WORD_S or start >= duration - 0.05:
+                    continue  # stretched over noise, or squeezed onto the window's end
                 words.append(Word(w["word"], start, end, float(w["probability"])))
-            words = cut_repetitions(words)
-        dt = time.perf_counter() - t0
-        self.stats.calls += 1
-        self.stats.seconds += dt
-        self.stats.audio_seconds += duration
-        self.stats.per_call.append(dt)
-        logger.debug("decoded %.2f s of audio in %.3f s (final=%s)", duration, dt, final)
         return words

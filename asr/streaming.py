@@ -63,6 +63,8 @@ class StreamingOptions:
             (Whisper's window is 30 s).
         context_gap_s: silence after which the buffer (and its context) is dropped.
         prompt_chars: characters of recent committed text used as the prompt.
+        rescue_min_s: VAD speech of this length that no committed word covers is
+            decoded on its own at the utterance end (0 disables the check).
         use_vad: gate the audio with webrtcvad (off: every sample counts as speech).
     """
 
@@ -72,6 +74,7 @@ class StreamingOptions:
     hard_max_buffer_s: float = 25.0
     context_gap_s: float = 2.0
     prompt_chars: int = 200
+    rescue_min_s: float = 1.0
     use_vad: bool = True
 
 
@@ -103,6 +106,7 @@ class StreamingTranscriber:
         self._utterance_s = 0.0  # speech of the current utterance
         self._silence_s = 0.0  # silence since the last speech
         self._pending_final = False  # speech arrived since the last final commit
+        self._spans: list[list[float]] = []  # VAD speech [start, end] not yet checked
         self._next_id = 0
         self.audio_end = 0.0  # session time of the last inserted sample
         self.decodes = 0
@@ -153,6 +157,7 @@ class StreamingTranscriber:
         """Forget all audio and text of the session (end of a consultation)."""
         self._queue.clear()
         self._pre_roll.clear()
+        self._spans.clear()
         self._drop_buffer()
         self.agreement = LocalAgreement()
         self.transcript.clear()
@@ -166,6 +171,10 @@ class StreamingTranscriber:
             self._buf = np.concatenate([*(c.samples for c in pre), np.zeros(0, np.float32)])
             self._pre_roll.clear()
         self._extend(chunk)
+        if self._spans and chunk.start - self._spans[-1][1] < 0.3:
+            self._spans[-1][1] = chunk.end
+        else:
+            self._spans.append([chunk.start, chunk.end])
         self._new_speech_s += chunk.duration
         self._utterance_s += chunk.duration
         self._silence_s = 0.0
@@ -230,7 +239,7 @@ class StreamingTranscriber:
             rest = self.agreement.commit_all()
             if rest:
                 events.append(self._emit(rest))
-            self._drop_buffer()
+            self._force_trim()
         elif self.buffer_seconds > self.options.max_buffer_s:
             self._trim()
         events.append(Tentative(tuple(self.agreement.tentative)))
@@ -248,10 +257,51 @@ class StreamingTranscriber:
         events: list[Event] = []
         if words:
             events.append(self._emit(words))
+        rescued = self._rescue_uncovered()
+        if rescued:
+            events.append(self._emit(rescued))
         events.append(Tentative(()))
         if self.buffer_seconds > self.options.max_buffer_s:
             self._trim()
         return events
+
+    def _rescue_uncovered(self) -> list[Word]:
+        """Decode speech the gate heard but no committed word covers.
+
+        A re-decode can lose a stretch of speech (Whisper skips it, or agreement and
+        trimming move past it). At each utterance end every VAD speech span of at least
+        ``rescue_min_s`` still in the buffer is checked against the committed words; an
+        uncovered one is decoded on its own and committed (in time order).
+        """
+        spans, self._spans = self._spans, []
+        if self.options.rescue_min_s <= 0:
+            return []
+        buf_end = self._buf_start + self.buffer_seconds
+        done = sorted((w.start, w.end) for w in self.agreement.committed)
+        covered = [(a - 0.3, b + 0.3) for a, b in done]
+        words: list[Word] = []
+        for lo, hi in _uncovered(spans, covered, self._buf_start, buf_end, self.options.rescue_min_s):
+            lo, hi = max(self._buf_start, lo - 0.3), min(buf_end, hi + 0.3)
+            i, j = (int(round((t - self._buf_start) * SAMPLE_RATE)) for t in (lo, hi))
+            found = [w.shifted(lo) for w in self.decoder.decode(self._buf[i:j], prompt=self._prompt(), final=True)]
+            self.decodes += 1
+            logger.debug("rescue decode of %.2f s of uncovered speech: %d words", hi - lo, len(found))
+            words.extend(w for w in found if not any(a < w.end - 0.1 and b > w.start + 0.1 for a, b in done))
+        if words:
+            self.agreement.committed.extend(words)
+            self.agreement.committed.sort(key=lambda w: w.start)
+        return sorted(words, key=lambda w: w.start)
+
+    def _force_trim(self) -> None:
+        """The buffer reached Whisper's window: cut at the last committed word, keeping
+        the audio after it (never drop speech that was not transcribed). If nothing in
+        the buffer was recognised, keep only its last ``min_chunk_s`` of audio."""
+        end = self.agreement.last_committed_end
+        if end > self._buf_start + 0.5:
+            self._cut(end)
+        if self.buffer_seconds > self.options.max_buffer_s:
+            self._cut(self._buf_start + self.buffer_seconds - self.options.min_chunk_s)
+        logger.debug("buffer at its limit, trimmed to %.2f s", self.buffer_seconds)
 
     def _trim(self) -> None:
         """Cut the buffer at a committed sentence end (keeping one sentence as context),
@@ -277,3 +327,24 @@ class StreamingTranscriber:
         self._next_id += 1
         self.transcript.add(seg)
         return seg
+
+
+def _uncovered(
+    spans: list[list[float]], covered: list[tuple[float, float]], lo: float, hi: float, min_s: float
+) -> list[tuple[float, float]]:
+    """Parts of the speech ``spans`` (clipped to [lo, hi]) outside the sorted ``covered``
+    intervals that are at least ``min_s`` long."""
+    out: list[tuple[float, float]] = []
+    for a, b in spans:
+        a, b = max(a, lo), min(b, hi)
+        for c, d in covered:
+            if d <= a or c >= b:
+                continue
+            if c - a >= min_s:
+                out.append((a, c))
+            a = max(a, d)
+            if a >= b:
+                break
+        if b - a >= min_s:
+            out.append((a, b))
+    return out

@@ -100,7 +100,11 @@ class Transcript:
     segments: list[Segment] = field(default_factory=list)
 
     def add(self, segment: Segment) -> None:
-        self.segments.append(segment)
+        """Add a segment in time order (a rescued stretch of speech may come late)."""
+        i = len(self.segments)
+        while i > 0 and self.segments[i - 1].start > segment.start:
+            i -= 1
+        self.segments.insert(i, segment)
 
     @property
     def text(self) -> str:

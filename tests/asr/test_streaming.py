@@ -116,3 +116,49 @@ def test_result_does_not_depend_on_chunk_size(chunk_s: float) -> None:
     utts = [(0.5, "pasienten bruker metformin"), (4.0, "fem hundre milligram to ganger daglig")]
     _, _, words, events, _ = run(utts, 9.0, chunk_s=chunk_s)
     assert committed_text(events) == [w.word.strip() for w in words]
+
+
+class SkippingDecoder(ScriptedDecoder):
+    """Loses the words in ``skip`` whenever the buffer starts before them, like Whisper
+    jumping over a stretch of a long buffer; decoded on their own they are found."""
+
+    def __init__(self, words: list[Word], skip: tuple[float, float]) -> None:
+        super().__init__(words)
+        self.skip = skip
+
+    def decode(self, audio, *, prompt: str, final: bool) -> list[Word]:
+        t0 = float(audio[0]) * 1000.0
+        out = super().decode(audio, prompt=prompt, final=final)
+        if t0 < self.skip[0] - 0.5:
+            out = [w for w in out if not (self.skip[0] <= w.start + t0 < self.skip[1])]
+        return out
+
+
+def test_speech_the_decoder_skipped_is_rescued_at_the_utterance_end() -> None:
+    words, speech = script([(0.5, " ".join(f"ord{i}" for i in range(20)))])  # 0.5-8.5 s
+    decoder = SkippingDecoder(words, skip=(3.3, 5.7))
+    gate = ScheduledGate(speech, VadOptions(end_silence_s=0.5))
+    t = StreamingTranscriber(decoder, StreamingOptions(), gate=gate)
+    audio = ramp_audio(11.0)
+    events = []
+    for i in range(0, len(audio), 1600):
+        t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
+        events.extend(t.process_iter())
+    events.extend(t.finish())
+    # the lost words come back, on their own decode of just that stretch, in time order
+    assert [w.word.strip() for w in t.transcript.words] == [w.word.strip() for w in words]
+    rescue = [c for c in decoder.calls if c["start"] > 3.0]
+    assert rescue and all(c["final"] and c["end"] - c["start"] < 4.0 for c in rescue)
+
+
+def test_rescue_can_be_disabled() -> None:
+    words, speech = script([(0.5, " ".join(f"ord{i}" for i in range(20)))])
+    decoder = SkippingDecoder(words, skip=(3.3, 5.7))
+    gate = ScheduledGate(speech, VadOptions(end_silence_s=0.5))
+    t = StreamingTranscriber(decoder, StreamingOptions(rescue_min_s=0), gate=gate)
+    audio = ramp_audio(11.0)
+    for i in range(0, len(audio), 1600):
+        t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
+        t.process_iter()
+    t.finish()
+    assert len(t.transcript.words) == len(words) - 6
