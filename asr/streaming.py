@@ -74,7 +74,7 @@ class StreamingOptions:
     hard_max_buffer_s: float = 25.0
     context_gap_s: float = 2.0
     prompt_chars: int = 200
-    rescue_min_s: float = 1.0
+    rescue_min_s: float = 0.6
     use_vad: bool = True
 
 
@@ -107,6 +107,7 @@ class StreamingTranscriber:
         self._silence_s = 0.0  # silence since the last speech
         self._pending_final = False  # speech arrived since the last final commit
         self._spans: list[list[float]] = []  # VAD speech [start, end] not yet checked
+        self._rescued: list[Word] = []  # rescued words waiting to be emitted
         self._next_id = 0
         self.audio_end = 0.0  # session time of the last inserted sample
         self.decodes = 0
@@ -158,6 +159,7 @@ class StreamingTranscriber:
         self._queue.clear()
         self._pre_roll.clear()
         self._spans.clear()
+        self._rescued.clear()
         self._drop_buffer()
         self.agreement = LocalAgreement()
         self.transcript.clear()
@@ -214,6 +216,7 @@ class StreamingTranscriber:
         drop = int(round((time - self._buf_start) * SAMPLE_RATE))
         if drop <= 0:
             return
+        self._rescue(time)
         self._buf = self._buf[drop:]
         self._buf_start = time
         self.agreement.forget_before(time)
@@ -242,6 +245,7 @@ class StreamingTranscriber:
             self._force_trim()
         elif self.buffer_seconds > self.options.max_buffer_s:
             self._trim()
+        events.extend(self._flush_rescued())
         events.append(Tentative(tuple(self.agreement.tentative)))
         return events
 
@@ -257,31 +261,31 @@ class StreamingTranscriber:
         events: list[Event] = []
         if words:
             events.append(self._emit(words))
-        rescued = self._rescue_uncovered()
-        if rescued:
-            events.append(self._emit(rescued))
-        events.append(Tentative(()))
+        self._rescue(self._buf_start + self.buffer_seconds)
         if self.buffer_seconds > self.options.max_buffer_s:
             self._trim()
+        events.extend(self._flush_rescued())
+        events.append(Tentative(()))
         return events
 
-    def _rescue_uncovered(self) -> list[Word]:
-        """Decode speech the gate heard but no committed word covers.
+    def _rescue(self, until: float) -> None:
+        """Decode speech the gate heard but no committed word covers, before its audio
+        leaves the buffer (at a cut, and at each utterance end).
 
         A re-decode can lose a stretch of speech (Whisper skips it, or agreement and
-        trimming move past it). At each utterance end every VAD speech span of at least
-        ``rescue_min_s`` still in the buffer is checked against the committed words; an
-        uncovered one is decoded on its own and committed (in time order).
+        trimming move past it). Every VAD speech span before ``until`` is checked against
+        the committed words; a part of at least ``rescue_min_s`` that none covers is
+        decoded on its own and committed (in time order) with the next events.
         """
-        spans, self._spans = self._spans, []
+        spans = self._spans
+        self._spans = [[max(a, until), b] for a, b in spans if b > until]
         if self.options.rescue_min_s <= 0:
-            return []
-        buf_end = self._buf_start + self.buffer_seconds
+            return
         done = sorted((w.start, w.end) for w in self.agreement.committed)
         covered = [(a - 0.3, b + 0.3) for a, b in done]
         words: list[Word] = []
-        for lo, hi in _uncovered(spans, covered, self._buf_start, buf_end, self.options.rescue_min_s):
-            lo, hi = max(self._buf_start, lo - 0.3), min(buf_end, hi + 0.3)
+        for lo, hi in _uncovered(spans, covered, self._buf_start, until, self.options.rescue_min_s):
+            lo, hi = max(self._buf_start, lo - 0.3), min(self._buf_start + self.buffer_seconds, hi + 0.3)
             i, j = (int(round((t - self._buf_start) * SAMPLE_RATE)) for t in (lo, hi))
             found = [w.shifted(lo) for w in self.decoder.decode(self._buf[i:j], prompt=self._prompt(), final=True)]
             self.decodes += 1
@@ -290,7 +294,11 @@ class StreamingTranscriber:
         if words:
             self.agreement.committed.extend(words)
             self.agreement.committed.sort(key=lambda w: w.start)
-        return sorted(words, key=lambda w: w.start)
+            self._rescued.extend(words)
+
+    def _flush_rescued(self) -> list[Event]:
+        words, self._rescued = sorted(self._rescued, key=lambda w: w.start), []
+        return [self._emit(words)] if words else []
 
     def _force_trim(self) -> None:
         """The buffer reached Whisper's window: cut at the last committed word, keeping
