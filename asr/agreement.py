@@ -65,6 +65,11 @@ class LocalAgreement:
         self._commit(agreed)
         return agreed
 
+    def observe(self, hypothesis: Sequence[Word]) -> None:
+        """Keep ``hypothesis`` as the tentative text (and the next comparison) without
+        committing anything."""
+        self._previous = self._strip_committed(hypothesis)
+
     def commit_all(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:
         """Commit everything outstanding (end of utterance or of the stream).
 

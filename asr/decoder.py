@@ -76,10 +76,38 @@ def cut_repetitions(words: list[Word], max_ngram: int = 8) -> list[Word]:
     return out
 
 
-class Decoder(Protocol):
-    """Turns a 16 kHz buffer into words (times relative to the buffer start)."""
+Spans = list[tuple[float, float]]
 
-    def decode(self, audio: np.ndarray, *, prompt: str, final: bool) -> list[Word]: ...
+
+class Decoder(Protocol):
+    """Turns a 16 kHz buffer into words (times relative to the buffer start).
+
+    ``speech`` (optional) lists where the voice activity gate heard speech in the buffer
+    (seconds from its start); a decoder may use it to decide whether speech is left
+    after the words it found.
+    """
+
+    def decode(self, audio: np.ndarray, *, prompt: str, final: bool, speech: Spans | None = None) -> list[Word]: ...
+
+
+def speech_after(speech: Spans, t: float) -> float:
+    """Seconds of speech in ``speech`` after time ``t``."""
+    return sum(max(0.0, b - max(a, t)) for a, b in speech)
+
+
+def copies_prompt(text: str, prompt: str, n: int = 3) -> bool:
+    """True if most word n-grams of ``text`` occur in ``prompt``: Whisper repeating its
+    prompt over noise or silence (a hallucination), not new speech."""
+    from asr.agreement import normalize_word
+
+    words = [normalize_word(w) for w in text.split()]
+    words = [w for w in words if w]
+    if len(words) < n + 1:
+        return False
+    source = [normalize_word(w) for w in prompt.split()]
+    known = {tuple(source[i : i + n]) for i in range(len(source) - n + 1)}
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return sum(g in known for g in grams) >= 0.5 * len(grams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +203,21 @@ class WhisperDecoder:
             return ""
         return ", ".join(self.options.vocabulary) + "."
 
-    def decode(self, audio: np.ndarray, *, prompt: str, final: bool) -> list[Word]:
+    def decode(self, audio: np.ndarray, *, prompt: str, final: bool, speech: Spans | None = None) -> list[Word]:
         """Decode the buffer; if Whisper stops early, continue after its last word.
 
         In timestamp mode Whisper may end its output after a first segment although
-        speech follows (faster-whisper's ``transcribe`` seeks on for that reason). A
-        remainder longer than ``continue_after_s`` is decoded again from the last word
-        on, with the words so far as prompt, up to ``max_passes`` windows; otherwise
-        that speech would never be transcribed.
+        speech follows (faster-whisper's ``transcribe`` seeks on for that reason). If
+        more than ``continue_after_s`` of speech (by ``speech``, or of audio if not
+        given) follows the last word, the rest is decoded again from the last word on,
+        with the words so far as prompt, up to ``max_passes`` windows; otherwise that
+        speech would never be transcribed.
         """
         t0 = time.perf_counter()
         duration = len(audio) / 16000
         words: list[Word] = []
         seek = 0.0
-        for _ in range(self.max_passes):
+        for _ in range(self.max_passes if final else 1):  # interim: the next decode sees it
             part = audio[int(round(seek * 16000)) :]
             context = " ".join(p for p in (prompt, "".join(w.word for w in words).strip()) if p)
             found = [w.shifted(seek) for w in self._decode_window(part, context[-400:], final)]
@@ -196,7 +225,8 @@ class WhisperDecoder:
             if not found:
                 break
             words.extend(found)
-            if duration - words[-1].end < self.continue_after_s:
+            left = duration - words[-1].end if speech is None else speech_after(speech, words[-1].end + 0.3)
+            if left < self.continue_after_s:
                 break
             seek = words[-1].end
         words = cut_repetitions(words)
@@ -255,6 +285,8 @@ class WhisperDecoder:
             logger.debug("no speech in this buffer")
         elif _HALLUCINATIONS.match(text):
             logger.debug("dropped a known Whisper hallucination")
+        elif prompt and copies_prompt(text, prompt):
+            logger.debug("dropped a decode that repeats its prompt")
         else:
             if get_compression_ratio(text) > 2.4:
                 logger.debug("repetitive decode (compression ratio > 2.4)")

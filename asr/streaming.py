@@ -58,23 +58,36 @@ class StreamingOptions:
         min_chunk_s: new speech (s) that triggers an interim re-decode.
         first_chunk_s: speech (s) an utterance needs before its first interim decode
             (very short buffers give unreliable hypotheses).
+        agree_after_s: an utterance shorter than this is committed only when it ends
+            (with the full-beam decode); its interim decodes only update the tentative
+            text. Longer utterances also commit by agreement while they go on.
+        stale_s: if an interim decode finds no words in the last ``stale_s`` seconds
+            of what the gate called speech, the utterance is ended there (0: never).
+        interim_context_s: interim decodes start this long before the first
+            uncommitted word (None: the whole buffer); cheaper, the finals still see it all.
         max_buffer_s: beyond this the buffer is trimmed at a committed sentence end.
         hard_max_buffer_s: beyond this everything is committed and the buffer cleared
             (Whisper's window is 30 s).
         context_gap_s: silence after which the buffer (and its context) is dropped.
         prompt_chars: characters of recent committed text used as the prompt.
         rescue_min_s: VAD speech of this length that no committed word covers is
-            decoded on its own at the utterance end (0 disables the check).
+            decoded on its own before it leaves the buffer (0 disables the check).
+        rescue_min_probability: a rescue decode whose mean word probability is lower is
+            discarded (VAD "speech" that is noise yields low-confidence junk).
         use_vad: gate the audio with webrtcvad (off: every sample counts as speech).
     """
 
     min_chunk_s: float = 2.0
     first_chunk_s: float = 3.0
+    agree_after_s: float = 0.0
+    stale_s: float = 0.0
+    interim_context_s: float | None = None
     max_buffer_s: float = 15.0
     hard_max_buffer_s: float = 25.0
     context_gap_s: float = 2.0
     prompt_chars: int = 200
     rescue_min_s: float = 0.6
+    rescue_min_probability: float = 0.5
     use_vad: bool = True
 
 
@@ -108,6 +121,7 @@ class StreamingTranscriber:
         self._pending_final = False  # speech arrived since the last final commit
         self._spans: list[list[float]] = []  # VAD speech [start, end] not yet checked
         self._rescued: list[Word] = []  # rescued words waiting to be emitted
+        self._heard: list[list[float]] = []  # VAD speech [start, end] in the buffer
         self._next_id = 0
         self.audio_end = 0.0  # session time of the last inserted sample
         self.decodes = 0
@@ -159,6 +173,7 @@ class StreamingTranscriber:
         self._queue.clear()
         self._pre_roll.clear()
         self._spans.clear()
+        self._heard.clear()
         self._rescued.clear()
         self._drop_buffer()
         self.agreement = LocalAgreement()
@@ -173,10 +188,11 @@ class StreamingTranscriber:
             self._buf = np.concatenate([*(c.samples for c in pre), np.zeros(0, np.float32)])
             self._pre_roll.clear()
         self._extend(chunk)
-        if self._spans and chunk.start - self._spans[-1][1] < 0.3:
-            self._spans[-1][1] = chunk.end
-        else:
-            self._spans.append([chunk.start, chunk.end])
+        for spans in (self._spans, self._heard):
+            if spans and chunk.start - spans[-1][1] < 0.3:
+                spans[-1][1] = chunk.end
+            else:
+                spans.append([chunk.start, chunk.end])
         self._new_speech_s += chunk.duration
         self._utterance_s += chunk.duration
         self._silence_s = 0.0
@@ -208,6 +224,7 @@ class StreamingTranscriber:
 
     def _drop_buffer(self) -> None:
         self._buf = np.zeros(0, dtype=np.float32)
+        self._heard.clear()
         self._new_speech_s = 0.0
         self._silence_s = 0.0
         self.agreement.reset()
@@ -219,23 +236,37 @@ class StreamingTranscriber:
         self._rescue(time)
         self._buf = self._buf[drop:]
         self._buf_start = time
+        self._heard = [s for s in self._heard if s[1] > time]
         self.agreement.forget_before(time)
 
     # -- decoding --------------------------------------------------------------------
-    def _prompt(self) -> str:
-        before = [w for w in self.transcript.words[-80:] if w.end <= self._buf_start + 0.01]
+    def _prompt(self, origin: float | None = None) -> str:
+        """Committed text before ``origin`` (default: the buffer start)."""
+        origin = self._buf_start if origin is None else origin
+        words = self.transcript.words[-80:] + self.agreement.committed
+        before = sorted({(w.start, w.word): w for w in words if w.end <= origin + 0.01}.values(), key=lambda w: w.start)
         return words_text(before)[-self.options.prompt_chars :]
 
     def _decode(self, final: bool) -> list[Word]:
-        words = self.decoder.decode(self._buf, prompt=self._prompt(), final=final)
+        """Decode the buffer (an interim decode only from ``interim_context_s`` before the
+        first uncommitted word: the committed text is then the prompt, not re-decoded)."""
+        origin = self._buf_start
+        if not final and self.options.interim_context_s is not None:
+            origin = max(origin, self.agreement.last_committed_end - self.options.interim_context_s)
+        audio = self._buf[int(round((origin - self._buf_start) * SAMPLE_RATE)) :]
+        words = self.decoder.decode(audio, prompt=self._prompt(origin), final=final, speech=self._speech_in(origin))
         self.decodes += 1
         self._new_speech_s = 0.0
-        return [w.shifted(self._buf_start) for w in words]
+        return [w.shifted(origin) for w in words]
 
     def _interim(self) -> list[Event]:
         hypothesis = self._decode(final=False)
         events: list[Event] = []
-        committed = self.agreement.insert(hypothesis)
+        if self._utterance_s < self.options.agree_after_s:
+            self.agreement.observe(hypothesis)
+            committed = []
+        else:
+            committed = self.agreement.insert(hypothesis)
         if committed:
             events.append(self._emit(committed))
         if self.buffer_seconds > self.options.hard_max_buffer_s:
@@ -247,6 +278,11 @@ class StreamingTranscriber:
             self._trim()
         events.extend(self._flush_rescued())
         events.append(Tentative(tuple(self.agreement.tentative)))
+        last = max([self.agreement.last_committed_end, *(w.end for w in hypothesis)])
+        if self.options.stale_s and self._buf_start + self.buffer_seconds - last > self.options.stale_s:
+            # the gate still hears "speech" but Whisper finds no words in it (applause,
+            # noise, a cough): end the utterance here instead of holding its text back
+            events.extend(self._finalize_utterance())
         return events
 
     def _finalize_utterance(self) -> list[Event]:
@@ -287,14 +323,23 @@ class StreamingTranscriber:
         for lo, hi in _uncovered(spans, covered, self._buf_start, until, self.options.rescue_min_s):
             lo, hi = max(self._buf_start, lo - 0.3), min(self._buf_start + self.buffer_seconds, hi + 0.3)
             i, j = (int(round((t - self._buf_start) * SAMPLE_RATE)) for t in (lo, hi))
-            found = [w.shifted(lo) for w in self.decoder.decode(self._buf[i:j], prompt=self._prompt(), final=True)]
+            found = [
+                w.shifted(lo)
+                for w in self.decoder.decode(self._buf[i:j], prompt=self._prompt(), final=True, speech=self._speech_in(lo))
+            ]
             self.decodes += 1
+            if found and sum(w.probability for w in found) / len(found) < self.options.rescue_min_probability:
+                found = []  # a second chance must be a confident one (noise gives junk)
             logger.debug("rescue decode of %.2f s of uncovered speech: %d words", hi - lo, len(found))
             words.extend(w for w in found if not any(a < w.end - 0.1 and b > w.start + 0.1 for a, b in done))
         if words:
             self.agreement.committed.extend(words)
             self.agreement.committed.sort(key=lambda w: w.start)
             self._rescued.extend(words)
+
+    def _speech_in(self, origin: float) -> list[tuple[float, float]]:
+        """Speech spans in the buffer, relative to ``origin``."""
+        return [(max(a, self._buf_start) - origin, b - origin) for a, b in self._heard if b > self._buf_start]
 
     def _flush_rescued(self) -> list[Event]:
         words, self._rescued = sorted(self._rescued, key=lambda w: w.start), []

@@ -50,7 +50,7 @@ class ScriptedDecoder:
         self.words = words
         self.calls: list[dict[str, Any]] = []
 
-    def decode(self, audio: np.ndarray, *, prompt: str, final: bool) -> list[Word]:
+    def decode(self, audio: np.ndarray, *, prompt: str, final: bool, speech: Any = None) -> list[Word]:
         t0 = float(audio[0]) * 1000.0
         t1 = t0 + len(audio) / SAMPLE_RATE
         self.calls.append({"start": t0, "end": t1, "prompt": prompt, "final": final})

@@ -126,9 +126,9 @@ class SkippingDecoder(ScriptedDecoder):
         super().__init__(words)
         self.skip = skip
 
-    def decode(self, audio, *, prompt: str, final: bool) -> list[Word]:
+    def decode(self, audio, *, prompt: str, final: bool, speech=None) -> list[Word]:
         t0 = float(audio[0]) * 1000.0
-        out = super().decode(audio, prompt=prompt, final=final)
+        out = super().decode(audio, prompt=prompt, final=final, speech=speech)
         if t0 < self.skip[0] - 0.5:
             out = [w for w in out if not (self.skip[0] <= w.start + t0 < self.skip[1])]
         return out
