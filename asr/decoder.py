@@ -221,6 +221,10 @@ class WhisperDecoder:
             part = audio[int(round(seek * 16000)) :]
             context = " ".join(p for p in (prompt, "".join(w.word for w in words).strip()) if p)
             found = [w.shifted(seek) for w in self._decode_window(part, context[-400:], final)]
+            if not found and context and (speech is None or speech_after(speech, seek) >= 1.0):
+                # conditioned on its prompt Whisper sometimes ends at once although there
+                # is speech (whisper resets the prompt on a failed window, too): retry bare
+                found = [w.shifted(seek) for w in self._decode_window(part, "", final)]
             found = [w for w in found if w.start >= seek - 0.05]
             if not found:
                 break

@@ -162,3 +162,32 @@ def test_rescue_can_be_disabled() -> None:
         t.process_iter()
     t.finish()
     assert len(t.transcript.words) == len(words) - 6
+
+
+def test_agree_after_holds_commits_of_short_utterances_until_they_end() -> None:
+    utts = [(0.5, " ".join(f"ord{i}" for i in range(15)))]  # a 6 s utterance
+    t, _, words, events, _ = run(utts, 9.0, StreamingOptions(agree_after_s=8.0))
+    segs = [e for e in events if isinstance(e, Segment)]
+    assert len(segs) == 1 and segs[0].emitted_at >= 6.5  # one segment, at the pause
+    assert committed_text(events) == [w.word.strip() for w in words]
+    # the interim decodes still showed the words as tentative while they were spoken
+    assert any(isinstance(e, Tentative) and e.words for e in events)
+
+
+def test_stale_speech_ends_the_utterance_early() -> None:
+    """The gate hears 'speech' (applause) long after the last word: commit anyway."""
+    words, _ = script([(0.5, "takk for at dere kom")])  # words end at 2.5 s
+    gate = ScheduledGate([(0.5, 12.0)], VadOptions(end_silence_s=0.5))
+    first_commit = {}
+    for stale in (0.0, 2.0):  # no agreement commits: only the pause or staleness commit
+        t = StreamingTranscriber(ScriptedDecoder(words), StreamingOptions(stale_s=stale, agree_after_s=60), gate=gate)
+        audio = ramp_audio(14.0)
+        for i in range(0, len(audio), 1600):
+            t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
+            for e in t.process_iter():
+                if isinstance(e, Segment):
+                    first_commit.setdefault(stale, e.emitted_at)
+        t.finish()
+    assert first_commit[0.0] >= 12.0  # held back until the gate heard the pause
+    assert first_commit[2.0] < 8.0  # not held until the noise ends
+    assert [w.word.strip() for w in t.transcript.words] == "takk for at dere kom".split()
