@@ -37,12 +37,6 @@ def _consultations(d: Path) -> list[Path]:
 
 
 @pytest.mark.timeout(2400)
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue #2 stays open: coverage was reworked on 2026-11-24 (continuation decodes, rescue of "
-    "uncovered VAD speech, bare retry of empty decodes); development runs of earlier versions of that "
-    "work still lost one short turn in one of six files, so this stays non-strict until CI shows XPASS",
-)
 def test_every_turn_of_every_consultation_is_covered(engine, consultations_dir: Path) -> None:
     """No speech is dropped after silence gaps: each turn overlaps a committed segment."""
     files = _consultations(consultations_dir)
