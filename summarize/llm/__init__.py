@@ -1,0 +1,1 @@
+"""LLM engines behind one protocol (:class:`summarize.llm.base.LlmEngine`), chosen by a registry."""

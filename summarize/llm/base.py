@@ -1,0 +1,56 @@
+"""The one protocol every LLM engine implements, and its small value types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """The result of one generate call. ``tokens`` counts generated tokens."""
+
+    text: str
+    tokens: int
+    seconds: float
+    prompt_tokens: int = 0
+    finish_reason: str = "stop"  # "stop" | "length"
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+TokenCallback = Callable[[str], None]
+"""Called with each new piece of text as it is generated (streaming)."""
+
+
+class LlmEngine(Protocol):
+    """A chat model. Implementations: CTranslate2 (default), transformers, OpenAI-compatible HTTP."""
+
+    name: str  # engine kind, e.g. "ctranslate2"
+    model_id: str  # what the note's metadata names
+    context_length: int  # tokens the model can see (prompt + output)
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> Generation: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def close(self) -> None: ...
