@@ -4,6 +4,9 @@
                       [--realtime] [--json]
     scribe devices
     scribe models verify [--model DIR]
+    scribe models import SOURCE --name NAME
+    scribe note AUDIO|--transcript FILE --template ID [--llm NAME|DIR] [--json]
+    scribe templates list|show ID|validate [PATH]|render ID --transcript FILE
 
 User errors print one line on stderr and exit non-zero; tracebacks only with --debug.
 """
@@ -57,6 +60,26 @@ def _build_parser() -> argparse.ArgumentParser:
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     mv = msub.add_parser("verify", help="assemble/verify the ASR model and print its directory")
     mv.add_argument("--model", metavar="DIR")
+    from app.cli_llm_models import add_models_import_parser
+
+    add_models_import_parser(msub)
+
+    n = sub.add_parser("note", help="draft a note from audio or a transcript (for the clinician to approve)")
+    nsrc = n.add_mutually_exclusive_group(required=True)
+    nsrc.add_argument("audio", nargs="?", help="audio file of the consultation")
+    nsrc.add_argument("--transcript", metavar="FILE", help="text (one utterance per line, optional "
+                      "'Lege:'/'Pasient:'/'Pårørende:' prefix) or 'scribe transcribe --json' output")
+    n.add_argument("--template", required=True, metavar="ID", help="note template (see 'scribe templates list')")
+    n.add_argument("--llm", metavar="NAME|DIR", help="embedded LLM id or CTranslate2 directory (default: embedded)")
+    n.add_argument("--llm-engine", metavar="ENGINE", help="ctranslate2 (default), transformers or openai")
+    n.add_argument("--no-llm", action="store_true", help="extractive draft only (no language model)")
+    n.add_argument("--model", metavar="DIR", help="CTranslate2 Whisper directory for the audio")
+    n.add_argument("--language", help="ASR language: no (default), nn, en or auto")
+    n.add_argument("--json", action="store_true", help="the draft as one JSON object")
+
+    from app.cli_templates import add_templates_parser
+
+    add_templates_parser(sub)
     return parser
 
 
@@ -265,10 +288,127 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_dispatch(args: argparse.Namespace) -> int:
+    if args.models_command == "import":
+        from app.cli_llm_models import cmd_models_import
+
+        return cmd_models_import(args)
+    code = cmd_models(args)
+    if code == 0 and args.model is None:
+        from app.cli_llm_models import cmd_models_llm_verify
+
+        code = cmd_models_llm_verify(args)
+    return code
+
+
+def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: list[str]) -> tuple[list[Any], float, str]:
+    """Transcribe the audio (as fast as possible) into utterances; a progress bar on a terminal."""
+    import time
+
+    from asr.engine import AsrEngine
+    from asr.pipeline import run_stream
+    from asr.sources import FileSource
+    from summarize.types import utterances_from_segments
+
+    source = FileSource(args.audio, realtime=False)
+    config = _engine_config(settings)
+    if vocabulary:
+        import dataclasses
+
+        config = dataclasses.replace(config, decode=dataclasses.replace(config.decode, vocabulary=tuple(vocabulary)))
+    engine = AsrEngine(config, progress_factory=_progress_factory(sys.stderr))
+    bar = None
+    on_progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(source.duration, 1), unit="s", desc="transcribing", file=sys.stderr, leave=False)
+
+        def on_progress(pos: float) -> None:
+            bar.update(round(pos, 1) - bar.n)
+
+    t0 = time.perf_counter()
+    try:
+        result = run_stream(source, engine.transcriber, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    utterances = utterances_from_segments(result.transcript.segments)
+    result.transcript.clear()
+    if result.error is not None:
+        print(f"scribe: warning: {result.error} (drafting from what was transcribed)", file=sys.stderr)
+    return utterances, time.perf_counter() - t0, engine.model_id
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from app.settings import load_settings
+    from summarize.errors import TranscriptInputError
+    from summarize.note import make_note, note_json, note_text
+    from summarize.templates import load_template
+    from summarize.transcript_io import read_transcript
+
+    settings = load_settings(
+        asr={"model": args.model, "language": args.language},
+        llm={"model": args.llm, "engine": args.llm_engine},
+    )
+    template = load_template(args.template)  # an unknown template fails before any work
+    engine = None
+    if not args.no_llm:  # a missing or wrong model fails before the audio is transcribed
+        from summarize.llm.registry import create_engine
+
+        engine = create_engine(settings.llm)
+    asr_s: float | None = None
+    asr_model = None
+    if args.transcript:
+        utterances = read_transcript(Path(args.transcript))
+    else:
+        utterances, asr_s, asr_model = _transcribe_for_note(args, settings, list(template.vocabulary))
+        if not utterances:
+            raise TranscriptInputError(f"no speech was recognised in {args.audio}: nothing to draft")
+    tty = sys.stderr.isatty() and not args.json
+
+    def progress(msg: str) -> None:
+        if tty:
+            print(f"\r{msg} …", end="", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        result = make_note(utterances, template, engine, on_progress=progress)
+    finally:
+        if tty:
+            print("\r", end="", file=sys.stderr)
+        if engine is not None:
+            engine.close()
+    stop_to_draft = time.perf_counter() - t0
+    timing = {
+        "asr_s": round(asr_s, 3) if asr_s is not None else None,
+        "draft_s": result.timing.get("draft_s"),
+        "stop_to_draft_s": round(stop_to_draft, 3),
+        "tokens_per_s": result.timing.get("tokens_per_s"),
+    }
+    models = {"asr": asr_model, "llm": engine.model_id if engine else None}
+    if args.json:
+        print(json.dumps(note_json(result, models, timing), ensure_ascii=False))
+    else:
+        print(note_text(result, template))
+        print(
+            "\nUtkast laget av programvare; klinikeren kontrollerer og godkjenner notatet. "
+            f"({'uttrekk uten språkmodell' if result.draft.extractive else models['llm']}, "
+            f"{timing['stop_to_draft_s']:.1f} s)",
+            file=sys.stderr,
+        )
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "transcribe": cmd_transcribe,
     "devices": cmd_devices,
-    "models": cmd_models,
+    "models": cmd_models_dispatch,
+    "note": cmd_note,
+    "templates": lambda args: __import__("app.cli_templates", fromlist=["cmd_templates"]).cmd_templates(args),
 }
 
 

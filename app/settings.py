@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from asr.errors import ConfigError
 from asr.models import DEFAULT_ASR_MODEL
+from summarize.llm.config import LlmConfig
 
 
 class AsrSettings(BaseModel):
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCRIBE_", env_nested_delimiter="__", extra="forbid")
 
     asr: AsrSettings = Field(default_factory=AsrSettings)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -148,3 +148,46 @@ def to_native(audio16k: np.ndarray, rate: int = 48_000, channels: int = 2) -> np
     n = int(len(audio16k) * rate / SAMPLE_RATE)
     x = np.interp(np.arange(n) * SAMPLE_RATE / rate, np.arange(len(audio16k)), audio16k)
     return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
+
+
+class FakeLlm:
+    """An LlmEngine that answers from a script (a function of the messages) and records calls."""
+
+    name = "fake"
+    model_id = "fake-llm"
+
+    def __init__(self, reply: Any, *, context_length: int = 8192, fail: Exception | None = None) -> None:
+        _only_in_tests()
+        self.reply = reply
+        self.context_length = context_length
+        self.fail = fail
+        self.calls: list[list[Any]] = []
+
+    def generate(self, messages: list[Any], *, max_tokens: int = 512, temperature: float = 0.0,
+                 stop: list[str] | None = None, on_token: Any = None) -> Any:
+        from summarize.llm.base import Generation
+
+        self.calls.append(list(messages))
+        if self.fail is not None:
+            raise self.fail
+        text = self.reply(messages) if callable(self.reply) else str(self.reply)
+        if on_token:
+            on_token(text)
+        return Generation(text, tokens=max(1, len(text.split())), seconds=0.01, prompt_tokens=0)
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text.split()))
+
+    def close(self) -> None:
+        pass
+
+
+def note_template(language: str = "nb") -> Any:
+    """A minimal template stand-in (id, version, title, language, sections)."""
+    sec = [("anamnese", "Anamnese"), ("funn", "Funn"), ("vurdering", "Vurdering"), ("plan", "Plan"),
+           ("legemidler", "Legemidler")]
+    return SimpleNamespace(
+        id="test", version="1.0.0", title="Testnotat", language=language, vocabulary=(),
+        sections=[SimpleNamespace(id=i, title=t, instruction=f"Det som hører til {t.lower()}.") for i, t in sec],
+        render=lambda draft: draft.text,
+    )

@@ -1,0 +1,338 @@
+"""Note quality and drafting speed over labelled consultations, in one run.
+
+    python -m benchmarks.note_quality [CONSULTATIONS_DIR] [--llm NAME|DIR] [--no-audio]
+                                      [--no-engines] [--no-incremental] [--speed X] [--json OUT]
+
+For each consultation (``*.yaml`` with turns, small-talk labels, facts and a reference
+note, plus ``*.flac`` synthesized audio):
+
+* small-talk precision / recall / F1 per turn (small talk = positive), from the oracle
+  turns and from the audio (a turn counts as dropped when every ASR segment overlapping
+  it was dropped);
+* fact recall (a fact counts when all its keywords occur in the note, case-insensitive),
+  small-talk leakage (markers found in the note), unsupported claims (verifier flags),
+  ROUGE-L F1 against ``reference_note`` (tokens are ``\\w+`` runs, so æøå are kept),
+  tokens/s and time to draft — once from the oracle text and once from the audio;
+* stop → draft time of a ~10-minute consultation (consultations concatenated) replayed
+  at ``--speed`` × real time with incremental drafting;
+* tokens/s of the CTranslate2 engine against the transformers engine (fp32) on the same
+  model, same prompt.
+
+Prints a table and writes JSON with the machine's fingerprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asr.errors import ScribeError
+from benchmarks.fingerprint import fingerprint
+from summarize.types import Utterance
+
+TARGETS = {"smalltalk_f1_min": 0.9, "fact_recall_min": 0.8, "leakage_max": 0, "stop_to_draft_max_s": 15.0,
+           "ct2_speedup_min": 2.0}
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def rouge_l(reference: str, candidate: str) -> float:
+    """ROUGE-L F1 on lower-cased ``\\w+`` tokens (keeps æøå; rouge-score's tokenizer drops them)."""
+    a = _TOKEN.findall(reference.lower())
+    b = _TOKEN.findall(candidate.lower())
+    if not a or not b:
+        return 0.0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, 1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    lcs = prev[-1]
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(b), lcs / len(a)
+    return 2 * p * r / (p + r)
+
+
+def prf(labels: list[str], dropped: list[bool]) -> dict[str, float]:
+    tp = sum(1 for lab, d in zip(labels, dropped, strict=True) if d and lab == "smaprat")
+    fp = sum(1 for lab, d in zip(labels, dropped, strict=True) if d and lab != "smaprat")
+    fn = sum(1 for lab, d in zip(labels, dropped, strict=True) if not d and lab == "smaprat")
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "tp": tp, "fp": fp, "fn": fn}
+
+
+def load_case(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    times_path = path.with_suffix(".turns.json")
+    times = json.loads(times_path.read_text()) if times_path.exists() else []
+    turns = data["turns"]
+    utts = []
+    for i, t in enumerate(turns):
+        start = times[i]["start"] if i < len(times) else None
+        end = times[i]["end"] if i < len(times) else None
+        utts.append(Utterance(i, t["text"], start, end, t.get("speaker")))
+    return {
+        "id": data.get("id", path.stem),
+        "specialty": data.get("specialty", "allmennmedisin"),
+        "utterances": utts,
+        "labels": [t["kind"] for t in turns],
+        "facts": data.get("facts", []),
+        "markers": data.get("smalltalk_markers", []),
+        "reference": data.get("reference_note", ""),
+        "audio": path.with_suffix(".flac"),
+    }
+
+
+def template_for(specialty: str) -> Any:
+    from summarize.templates import load_template
+
+    return load_template(specialty)
+
+
+def note_metrics(case: dict[str, Any], result: Any, template: Any) -> dict[str, Any]:
+    text = "\n".join(f"{s.title}: {s.text}" for s in result.draft.sections)
+    low = text.lower()
+    facts = case["facts"]
+    found = [all(k.lower() in low for k in f["keywords"]) for f in facts]
+    leaks = [m for m in case["markers"] if m.lower() in low]
+    unsupported = [f for f in result.draft.flags if f.kind.startswith("unsupported") or f.kind == "no_evidence"]
+    return {
+        "fact_recall": sum(found) / len(found) if found else 1.0,
+        "facts_missing": [i for i, ok in enumerate(found) if not ok],  # indices: no patient-like text in results
+        "leakage": len(leaks),
+        "unsupported_claims": len(unsupported),
+        "rouge_l": rouge_l(case["reference"], text),
+        "extractive": result.draft.extractive,
+        "draft_s": result.timing.get("draft_s"),
+        "tokens": result.timing.get("tokens"),
+        "tokens_per_s": result.timing.get("tokens_per_s"),
+    }
+
+
+def audio_utterances(case: dict[str, Any], asr: Any) -> tuple[list[Utterance], float]:
+    from asr.pipeline import run_stream
+    from asr.sources import FileSource
+    from summarize.types import utterances_from_segments
+
+    t0 = time.perf_counter()
+    res = run_stream(FileSource(case["audio"]), asr.transcriber)
+    utts = utterances_from_segments(res.transcript.segments)
+    res.transcript.clear()
+    return utts, time.perf_counter() - t0
+
+
+def audio_turn_drops(case: dict[str, Any], utts: list[Utterance], dropped_ids: set[int]) -> list[bool]:
+    """Per turn: dropped when every ASR segment overlapping it was dropped (no segment: kept)."""
+    out = []
+    for t in case["utterances"]:
+        over = [u for u in utts if u.start is not None and u.end > t.start and u.start < t.end]
+        out.append(bool(over) and all(u.id in dropped_ids for u in over))
+    return out
+
+
+def ten_minute_case(cases: list[dict[str, Any]], minutes: float = 10.0) -> list[Utterance]:
+    """Consultations one after another (times shifted, ids renumbered) until ``minutes``."""
+    out: list[Utterance] = []
+    offset = 0.0
+    while not out or (out[-1].end or 0) < minutes * 60:
+        for c in cases:
+            for u in c["utterances"]:
+                out.append(Utterance(len(out), u.text, (u.start or 0) + offset, (u.end or 0) + offset, u.speaker))
+            offset = (out[-1].end or 0) + 2.0
+            if offset >= minutes * 60:
+                break
+    return out
+
+
+def stop_to_draft(utts: list[Utterance], template: Any, engine: Any, speed: float) -> dict[str, Any]:
+    """Replay ``utts`` at their end times (``speed`` × real time) into incremental drafting."""
+    from summarize.note import IncrementalNote
+
+    live = IncrementalNote(template, engine)
+    t0 = time.monotonic()
+    for i, u in enumerate(utts):
+        wait = (u.end or 0) / speed - (time.monotonic() - t0)
+        if wait > 0:
+            time.sleep(wait)
+        live.update(utts[: i + 1])
+    res = live.finish(utts)
+    return {
+        "audio_s": utts[-1].end,
+        "speed": speed,
+        "utterances": len(utts),
+        "drafted_before_stop": live.incremental.drafted_utterances,
+        "stop_to_draft_s": res.timing["stop_to_draft_s"],
+        "llm_calls": live.drafter.timing.llm_calls,
+        "extractive": res.draft.extractive,
+    }
+
+
+def engine_speed(model: str | None, tokens: int = 64) -> dict[str, Any]:
+    """Same model, same prompt: CTranslate2 int8 vs transformers fp32 tokens/s."""
+    from summarize.llm.base import ChatMessage
+    from summarize.llm.config import LlmConfig
+    from summarize.llm.registry import create_engine
+
+    msgs = [ChatMessage("system", "Du er en medisinsk sekretær."),
+            ChatMessage("user", "Skriv fem korte setninger på bokmål om kontroll av blodtrykk hos fastlegen.")]
+    out: dict[str, Any] = {}
+    for name in ("ctranslate2", "transformers"):
+        eng = create_engine(LlmConfig(engine=name, model=model))
+        try:
+            eng.generate(msgs, max_tokens=8)  # warm-up
+            gen = eng.generate(msgs, max_tokens=tokens)
+            out[name] = {"tokens": gen.tokens, "seconds": gen.seconds, "tokens_per_s": gen.tokens_per_second,
+                         "model": eng.model_id}
+        finally:
+            eng.close()
+    tr = out["transformers"]["tokens_per_s"]
+    out["speedup"] = out["ctranslate2"]["tokens_per_s"] / tr if tr else None
+    return out
+
+
+def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: bool, speed: float) -> dict[str, Any]:
+    from asr.engine import AsrEngine
+    from summarize.llm.config import LlmConfig
+    from summarize.llm.registry import create_engine
+    from summarize.note import make_note
+    from summarize.smalltalk import SmallTalkFilter
+
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise ScribeError(f"no consultations (*.yaml) in {folder}")
+    cases = [load_case(p) for p in files]
+    engine = create_engine(LlmConfig(model=llm))
+    asr = AsrEngine() if audio else None
+    st = SmallTalkFilter()
+    per_case = []
+    all_labels: list[str] = []
+    all_drop: list[bool] = []
+    audio_labels: list[str] = []
+    audio_drop: list[bool] = []
+    for case in cases:
+        print(f"… {case['id']}", file=sys.stderr, flush=True)
+        template = template_for(case["specialty"])
+        f = st.filter(case["utterances"])
+        dropped = {d.id for d in f.dropped}
+        drops = [u.id in dropped for u in case["utterances"]]
+        all_labels += case["labels"]
+        all_drop += drops
+        row: dict[str, Any] = {"id": case["id"], "template": template.id,
+                               "smalltalk": prf(case["labels"], drops)}
+        row["oracle"] = note_metrics(case, make_note(case["utterances"], template, engine), template)
+        if asr is not None:
+            utts, asr_s = audio_utterances(case, asr)
+            fa = st.filter(utts)
+            adrops = audio_turn_drops(case, utts, {d.id for d in fa.dropped})
+            audio_labels += case["labels"]
+            audio_drop += adrops
+            m = note_metrics(case, make_note(utts, template, engine), template)
+            m["asr_s"] = asr_s
+            m["smalltalk"] = prf(case["labels"], adrops)
+            row["audio"] = m
+        per_case.append(row)
+    record: dict[str, Any] = {
+        "benchmark": "note_quality",
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "llm": engine.model_id,
+        "asr": asr.model_id if asr else None,
+        "cases": per_case,
+        "smalltalk": prf(all_labels, all_drop),
+        "smalltalk_audio": prf(audio_labels, audio_drop) if audio_labels else None,
+        "targets": TARGETS,
+        "machine": fingerprint(),
+    }
+    for src in ("oracle", "audio"):
+        rows = [r[src] for r in per_case if src in r]
+        if rows:
+            record[src] = {
+                k: sum(r[k] or 0 for r in rows) / len(rows)
+                for k in ("fact_recall", "rouge_l", "tokens_per_s", "draft_s")
+            } | {"leakage": sum(r["leakage"] for r in rows),
+                 "unsupported_claims": sum(r["unsupported_claims"] for r in rows)}
+    if incremental:
+        print("… 10-minute consultation, incremental drafting", file=sys.stderr, flush=True)
+        record["incremental"] = stop_to_draft(ten_minute_case(cases), template_for("allmennmedisin"), engine, speed)
+    engine.close()
+    if engines:
+        print("… CTranslate2 vs transformers", file=sys.stderr, flush=True)
+        record["engines"] = engine_speed(llm)
+    o = record["oracle"]
+    record["pass"] = {
+        "smalltalk_f1": record["smalltalk"]["f1"] >= TARGETS["smalltalk_f1_min"],
+        "fact_recall": o["fact_recall"] >= TARGETS["fact_recall_min"],
+        "leakage": o["leakage"] <= TARGETS["leakage_max"],
+    }
+    if incremental:
+        record["pass"]["stop_to_draft"] = record["incremental"]["stop_to_draft_s"] <= TARGETS["stop_to_draft_max_s"]
+    if engines and record["engines"]["speedup"] is not None:
+        record["pass"]["ct2_speedup"] = record["engines"]["speedup"] >= TARGETS["ct2_speedup_min"]
+    return record
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = [f"{'consultation':34} {'ST-F1':>6} {'recall':>6} {'leak':>4} {'unsup':>5} {'ROUGE-L':>7} "
+             f"{'tok/s':>6} {'draft s':>7}   audio: {'ST-F1':>5} {'recall':>6} {'leak':>4} {'ROUGE-L':>7}"]
+    for c in r["cases"]:
+        o = c["oracle"]
+        a = c.get("audio")
+        line = (f"{c['id']:34} {c['smalltalk']['f1']:6.2f} {o['fact_recall']:6.2f} {o['leakage']:4d} "
+                f"{o['unsupported_claims']:5d} {o['rouge_l']:7.3f} {o['tokens_per_s'] or 0:6.1f} {o['draft_s'] or 0:7.1f}")
+        if a:
+            line += f"          {a['smalltalk']['f1']:5.2f} {a['fact_recall']:6.2f} {a['leakage']:4d} {a['rouge_l']:7.3f}"
+        lines.append(line)
+    o = r["oracle"]
+    lines.append(f"{'mean / total':34} {r['smalltalk']['f1']:6.2f} {o['fact_recall']:6.2f} {o['leakage']:4d} "
+                 f"{o['unsupported_claims']:5d} {o['rouge_l']:7.3f} {o['tokens_per_s']:6.1f} {o['draft_s']:7.1f}")
+    if r.get("audio"):
+        a = r["audio"]
+        lines.append(f"from audio: small-talk F1 {r['smalltalk_audio']['f1']:.2f}, fact recall {a['fact_recall']:.2f}, "
+                     f"leakage {a['leakage']}, ROUGE-L {a['rouge_l']:.3f}, draft {a['draft_s']:.1f} s")
+    if "incremental" in r:
+        i = r["incremental"]
+        lines.append(f"10-minute case ({i['audio_s']:.0f} s at {i['speed']}× real time, {i['utterances']} utterances, "
+                     f"{i['drafted_before_stop']} drafted before Stop): stop → draft {i['stop_to_draft_s']:.1f} s")
+    if "engines" in r:
+        e = r["engines"]
+        lines.append(f"tokens/s: CTranslate2 int8 {e['ctranslate2']['tokens_per_s']:.1f}, transformers fp32 "
+                     f"{e['transformers']['tokens_per_s']:.1f} → speed-up {e['speedup']:.2f}×")
+    lines.append("targets: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in r["pass"].items()))
+    lines.append(f"LLM {r['llm']}, ASR {r['asr']}, {r['machine']['cpu']}, {r['machine']['cores_logical']} threads")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.note_quality", description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/consultations")
+    p.add_argument("--llm", help="embedded LLM id or CTranslate2 directory (default: the embedded default)")
+    p.add_argument("--no-audio", action="store_true", help="only the oracle transcripts")
+    p.add_argument("--no-engines", action="store_true", help="skip CTranslate2 vs transformers")
+    p.add_argument("--no-incremental", action="store_true", help="skip the 10-minute stop → draft case")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed of the 10-minute case (1 = real time)")
+    p.add_argument("--json", type=Path, help="where to write the JSON record (default benchmarks/results/)")
+    args = p.parse_args(argv)
+    try:
+        record = run(args.folder, args.llm, not args.no_audio, not args.no_engines, not args.no_incremental, args.speed)
+    except ScribeError as exc:
+        print(f"note_quality: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(table(record))
+    out = args.json or Path(__file__).parent / "results" / f"note_quality-{datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

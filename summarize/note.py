@@ -1,0 +1,185 @@
+"""From utterances to a checked draft: filter → draft → verify, and its text/JSON forms.
+
+Used by ``scribe note``, the benchmark and the app; everything stays in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from summarize.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
+from summarize.llm.base import LlmEngine
+from summarize.types import Dropped, FilteredTranscript, Flag, NoteDraft, Utterance
+
+logger = logging.getLogger(__name__)
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(slots=True)
+class NoteResult:
+    draft: NoteDraft
+    filtered: FilteredTranscript
+    timing: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def flags(self) -> list[Flag]:
+        return self.draft.flags
+
+
+def clean_mixed(filtered: FilteredTranscript, smalltalk: Any) -> list[Utterance]:
+    """Kept utterances with their purely social sentences removed.
+
+    A segment that mixes clinical and social content is kept whole by the filter (the
+    clinician sees it); before drafting, its social sentences ("Fikk et par ørret, ja.")
+    are left out so they cannot leak into the note. A sentence is removed only if the
+    social cue and no clinical cue of its own (judged alone, without context).
+    """
+    out: list[Utterance] = []
+    for u in filtered.kept_utterances:
+        parts = [p for p in _SENTENCES.split(u.text) if p.strip()]
+        if len(parts) < 2:
+            out.append(u)
+            continue
+        keep = []
+        for p in parts:
+            cues = smalltalk.analyse(p)
+            if cues.social and not cues.clinical:
+                continue  # social on its own (a greeting, the cabin, the match)
+            keep.append(p)
+        text = " ".join(keep) or u.text
+        out.append(Utterance(u.id, text, u.start, u.end, u.speaker, u.words))
+    return out
+
+
+def _verify(draft: NoteDraft, clean: Sequence[Utterance], all_utterances: Sequence[Utterance], verifier: Any) -> None:
+    from summarize.verify import uncertain_asr_flags
+
+    if any(s.sentences for s in draft.sections):
+        draft.flags.extend(verifier.verify(draft, list(clean)))
+    draft.flags.extend(uncertain_asr_flags(list(all_utterances), lexicon=getattr(verifier, "lexicon", None)))
+
+
+def make_note(
+    utterances: Sequence[Utterance],
+    template: Any,
+    engine: LlmEngine | None,
+    *,
+    smalltalk: Any | None = None,
+    verifier: Any | None = None,
+    options: DraftOptions | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> NoteResult:
+    """Filter small talk, draft (extractive without an engine or on failure), verify."""
+    from summarize.smalltalk import SmallTalkFilter
+    from summarize.verify import Verifier
+
+    smalltalk = smalltalk or SmallTalkFilter()
+    verifier = verifier or Verifier()
+    t0 = time.perf_counter()
+    filtered = smalltalk.filter(list(utterances))
+    clean = clean_mixed(filtered, smalltalk)
+    drafter = NoteDrafter(template, engine, options or DraftOptions(), on_progress=on_progress)
+    draft = drafter.draft(clean, dropped=len(filtered.dropped))
+    _verify(draft, clean, utterances, verifier)
+    timing: dict[str, float | None] = {
+        "draft_s": round(time.perf_counter() - t0, 3),
+        "llm_s": round(drafter.timing.draft_s, 3),
+        "tokens": drafter.timing.tokens,
+        "tokens_per_s": round(drafter.timing.tokens_per_second, 2),
+    }
+    return NoteResult(draft, filtered, timing)
+
+
+class IncrementalNote:
+    """The live path: ``update()`` with the transcript so far while recording (drafts in
+    the background), ``finish()`` after Stop (only the rest is drafted)."""
+
+    def __init__(
+        self,
+        template: Any,
+        engine: LlmEngine | None,
+        *,
+        smalltalk: Any | None = None,
+        verifier: Any | None = None,
+        options: DraftOptions | None = None,
+        chunk_tokens: int | None = None,
+    ) -> None:
+        from summarize.smalltalk import SmallTalkFilter
+        from summarize.verify import Verifier
+
+        self.template = template
+        self.smalltalk = smalltalk or SmallTalkFilter()
+        self.verifier = verifier or Verifier()
+        self.drafter = NoteDrafter(template, engine, options or DraftOptions())
+        self.incremental = IncrementalDrafter(self.drafter, chunk_tokens=chunk_tokens)
+
+    def update(self, utterances: Sequence[Utterance]) -> None:
+        filtered = self.smalltalk.filter(list(utterances))
+        self.incremental.update(clean_mixed(filtered, self.smalltalk))
+
+    def finish(self, utterances: Sequence[Utterance]) -> NoteResult:
+        t0 = time.perf_counter()
+        filtered = self.smalltalk.filter(list(utterances))
+        clean = clean_mixed(filtered, self.smalltalk)
+        draft = self.incremental.finish(clean, dropped=len(filtered.dropped))
+        _verify(draft, clean, utterances, self.verifier)
+        return NoteResult(
+            draft,
+            filtered,
+            {
+                "stop_to_draft_s": round(time.perf_counter() - t0, 3),
+                "llm_s": round(self.drafter.timing.draft_s, 3),
+                "tokens": self.drafter.timing.tokens,
+                "tokens_per_s": round(self.drafter.timing.tokens_per_second, 2),
+            },
+        )
+
+
+def note_json(
+    result: NoteResult, models: dict[str, str | None], timing: dict[str, float | None]
+) -> dict[str, Any]:
+    d = result.draft
+    return {
+        "template": {"id": d.template_id, "version": d.template_version},
+        "sections": [
+            {
+                "id": s.id,
+                "title": s.title,
+                "text": s.text,
+                "sentences": [{"text": x.text, "evidence": list(x.evidence)} for x in s.sentences],
+            }
+            for s in d.sections
+        ],
+        "kept": list(result.filtered.kept),
+        "dropped": [{"id": x.id, "reason": x.reason} for x in result.filtered.dropped],
+        "flags": [f.to_dict() for f in d.flags],
+        "extractive": d.extractive,
+        "timing": timing,
+        "models": models,
+    }
+
+
+def dropped_lines(filtered: FilteredTranscript) -> list[str]:
+    text = {u.id: u.text for u in filtered.utterances}
+    return [f"[{x.id}] {text.get(x.id, '')}  ({x.reason})" for x in filtered.dropped]
+
+
+def note_text(result: NoteResult, template: Any) -> str:
+    """The rendered note, then the dropped small talk, then the flags (plain text)."""
+    out = [template.render(result.draft)]
+    drops: list[Dropped] = result.filtered.dropped
+    if drops:
+        out.append("\nUtelatt som småprat (kan gjenopprettes):")
+        out.extend("  " + line for line in dropped_lines(result.filtered))
+    if result.draft.flags:
+        out.append("\nÅ kontrollere før godkjenning:")
+        for f in result.draft.flags:
+            where = f" [{f.section}]" if f.section else ""
+            out.append(f"  {f.kind}{where}: {f.text}")
+    return "\n".join(out)

@@ -1,0 +1,59 @@
+"""Transcript files: plain text with speaker prefixes, JSON lines, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from summarize.errors import TranscriptInputError
+from summarize.transcript_io import read_transcript
+
+
+def test_text_lines_with_speaker_prefixes(tmp_path: Path) -> None:
+    f = tmp_path / "t.txt"
+    f.write_text("Lege: Hvordan går det?\n\n  pasient:  Vondt i ryggen.\nPårørende: Han sover dårlig.\nUten prefiks\n",
+                 encoding="utf-8")
+    u = read_transcript(f)
+    assert [(x.id, x.speaker, x.text) for x in u] == [
+        (0, "lege", "Hvordan går det?"),
+        (1, "pasient", "Vondt i ryggen."),
+        (2, "pårørende", "Han sover dårlig."),
+        (3, None, "Uten prefiks"),
+    ]
+
+
+def test_json_lines_of_scribe_transcribe(tmp_path: Path) -> None:
+    seg = {"type": "segment", "id": 7, "start": 1.0, "end": 2.5, "text": "Metformin 500 mg.", "emitted_at": 3.0,
+           "words": [{"word": " Metformin", "start": 1.0, "end": 1.6, "probability": 0.31},
+                     {"word": " 500", "start": 1.7, "end": 2.0, "probability": 0.9}]}
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps(seg) + "\n" + json.dumps({"type": "summary", "audio_s": 3}) + "\n", encoding="utf-8")
+    (u,) = read_transcript(f)
+    assert (u.id, u.start, u.end, u.text) == (7, 1.0, 2.5, "Metformin 500 mg.")
+    assert u.words[0].probability == pytest.approx(0.31)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not found"),
+        ("dir", "is a directory"),
+        (b"", "empty"),
+        (b"\n  \n", "empty"),
+        (b"\x00\x01\x02binary", "not a text file"),
+        (b"\xff\xfe\xfa bad", "not UTF-8"),
+        (b'{"type": "segment", "id": 1}\n', "not a transcript segment"),
+        (b'{"type": "segment", "id": 1, \n', "not valid JSON"),
+    ],
+)
+def test_bad_transcripts_give_one_clear_error(tmp_path: Path, content: object, message: str) -> None:
+    f = tmp_path / "t.txt"
+    if content == "dir":
+        f.mkdir()
+    elif content is not None:
+        f.write_bytes(content)  # type: ignore[arg-type]
+    with pytest.raises(TranscriptInputError, match=message) as exc:
+        read_transcript(f)
+    assert "\n" not in str(exc.value)
