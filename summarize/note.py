@@ -19,6 +19,7 @@ from summarize.types import Dropped, FilteredTranscript, Flag, NoteDraft, Uttera
 logger = logging.getLogger(__name__)
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
+_CLAUSES = re.compile(r",\s+|\s+og\s+")
 
 
 @dataclass(slots=True)
@@ -43,7 +44,7 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any) -> list[Utterance]
     out: list[Utterance] = []
     for u in filtered.kept_utterances:
         parts = [p for p in _SENTENCES.split(u.text) if p.strip()]
-        if len(parts) < 2:
+        if len(parts) < 2 and not smalltalk.analyse(u.text).social:
             out.append(u)
             continue
         keep = []
@@ -51,6 +52,10 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any) -> list[Utterance]
             cues = smalltalk.analyse(p)
             if cues.social and not cues.clinical:
                 continue  # social on its own (a greeting, the cabin, the match)
+            if cues.social:  # both: drop the social clauses ("... med is på kneet og sett fotball")
+                clauses = _CLAUSES.split(p)
+                kept = [c for c in clauses if not (smalltalk.analyse(c).social and not smalltalk.analyse(c).clinical)]
+                p = ", ".join(c.strip().rstrip(".,") for c in kept if c.strip()) + "."
             keep.append(p)
         text = " ".join(keep) or u.text
         out.append(Utterance(u.id, text, u.start, u.end, u.speaker, u.words))

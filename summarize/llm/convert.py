@@ -235,10 +235,7 @@ def read_gguf_header(path: Path) -> GgufHeader:
         raise LlmError(f"{path} is not a file")
     try:
         size = path.stat().st_size
-        with (
-            path.open("rb") as raw,
-            open(raw.fileno(), "rb", buffering=1 << 20, closefd=False) as fh,
-        ):
+        with path.open("rb", buffering=1 << 20) as fh:
             r = _HeaderReader(fh, size)
             try:
                 magic = r.unpack("<I")
