@@ -147,7 +147,11 @@ def test_note_through_an_openai_compatible_server(note_env, transcript_file, llm
     out = json.loads(p.stdout)
     assert out["extractive"] is False
     funn = next(s for s in out["sections"] if s["id"] == "funn")
-    assert funn["text"] == "BT 148/94." and funn["sentences"][0]["evidence"]
+    assert funn["sentences"][0] == {"text": "BT 148/94.", "evidence": funn["sentences"][0]["evidence"]}
+    assert funn["sentences"][0]["evidence"]
+    # what the model left out (the weight, the lab values) is added from the transcript, flagged
+    added = [f for f in out["flags"] if f["kind"] == "added_from_transcript"]
+    assert any("91" in f["text"] for f in added) and "91 kg" in json.dumps(out["sections"], ensure_ascii=False)
     sent = json.dumps(server.last_request()["body"], ensure_ascii=False)
     assert "<transkripsjon>" in sent and "148/94" in sent  # numbers reach the model as digits
 
