@@ -113,8 +113,11 @@ class IncrementalNote:
         smalltalk: Any | None = None,
         verifier: Any | None = None,
         options: DraftOptions | None = None,
-        chunk_tokens: int | None = None,
+        chunk_tokens: int | None = 250,
     ) -> None:
+        """``chunk_tokens``: transcript tokens per background chunk. Small, so that the
+        part left after Stop (less than one chunk, plus the last utterances held back
+        while they may still change) drafts in seconds on a CPU."""
         from summarize.smalltalk import SmallTalkFilter
         from summarize.verify import Verifier
 
