@@ -92,23 +92,10 @@ def _configure_logging(debug: bool, verbose: bool) -> None:
 
 
 def _progress_factory(stream: TextIO) -> Callable[[str, int], Callable[[int], None]] | None:
-    from tqdm import tqdm
+    """tqdm bars on ``stream``, one per stage (bytes, or steps where a stage counts steps)."""
+    from app.cli_llm_models import progress_factory
 
-    bars: list[Any] = []
-
-    def factory(label: str, total: int) -> Callable[[int], None]:
-        bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=stream, leave=False,
-                   disable=None)
-        bars.append(bar)
-
-        def update(n: int) -> None:
-            bar.update(n)
-            if bar.n >= total:
-                bar.close()
-
-        return update
-
-    return factory
+    return progress_factory(stream)
 
 
 def _engine_config(settings: Any) -> Any:

@@ -16,8 +16,8 @@ from asr.evaluation import normalize_text
 from asr.types import SAMPLE_RATE
 
 
-@pytest.fixture()
-def env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
+def fresh_env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
+    """The user's environment with new, empty HOME/TMPDIR/XDG directories under ``tmp_path``."""
     home = tmp_path / "home"
     dirs = {"HOME": home, "TMPDIR": tmp_path / "tmp", "XDG_CONFIG_HOME": home / ".config",
             "XDG_CACHE_HOME": home / ".cache", "XDG_DATA_HOME": home / ".local/share",
@@ -28,6 +28,11 @@ def env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
     e.update({k: str(v) for k, v in dirs.items()})
     e["SCRIBE_MODEL_CACHE"] = str(model_cache)
     return e
+
+
+@pytest.fixture()
+def env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
+    return fresh_env(tmp_path, model_cache)
 
 
 def scribe(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

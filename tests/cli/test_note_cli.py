@@ -4,7 +4,6 @@ the real small embedded LLM, a real OpenAI-compatible server process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.test_cli import assert_one_line_error
+from tests.cli.test_cli import assert_one_line_error, fresh_env
 from tests.conftest import CONSULTATIONS
-from tests.summarize.conftest import llm_server  # noqa: F401 (fixture)
+from tests.summarize.conftest import llm_server  # noqa: F401, F811 (fixture)
 
 ROOT = Path(__file__).parents[2]
 SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4km"
@@ -25,17 +24,7 @@ def note_env(tmp_path: Path) -> dict[str, str]:
     """Fresh HOME/TMPDIR; models from the shared cache that install.sh filled."""
     from asr.models import default_cache_dir
 
-    cache = default_cache_dir()
-    home = tmp_path / "home"
-    dirs = {"HOME": home, "TMPDIR": tmp_path / "tmp", "XDG_CONFIG_HOME": home / ".config",
-            "XDG_CACHE_HOME": home / ".cache", "XDG_DATA_HOME": home / ".local/share",
-            "XDG_STATE_HOME": home / ".local/state"}
-    for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
-    e = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBE_")}
-    e.update({k: str(v) for k, v in dirs.items()})
-    e["SCRIBE_MODEL_CACHE"] = str(cache)
-    return e
+    return fresh_env(tmp_path, default_cache_dir())
 
 
 def scribe(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
