@@ -34,6 +34,9 @@ _HALLUCINATIONS = re.compile(
 )
 
 
+WHISPER_CONTEXT = 448
+"""Positions of Whisper's text decoder: prompt plus output must fit."""
+
 MAX_WORD_S = 2.5
 """No real word lasts this long; such a span is Whisper stretching a word over noise."""
 
@@ -263,16 +266,19 @@ class WhisperDecoder:
             self._tokenizer = self._make_tokenizer(self.language)
             logger.info("detected language %s (p=%.2f)", self.language, prob)
         tok = self._tokenizer
-        full_prompt = " ".join(p for p in (self.vocabulary_prompt(), prompt) if p).strip()
-        previous = tok.encode(" " + full_prompt) if full_prompt else []
+        max_new = min(int(16 + 10 * duration), WHISPER_CONTEXT // 2)  # text plus timestamp tokens
+        # Whisper's decoder sees 448 positions: vocabulary (at most 100 tokens) and recent
+        # text share what the output leaves free; the oldest text goes first.
+        vocab = self.vocabulary_prompt()
+        previous = (tok.encode(" " + vocab)[:100] if vocab else []) + (tok.encode(" " + prompt.strip()) if prompt.strip() else [])
+        previous = previous[-max(0, WHISPER_CONTEXT - max_new - 8) :] if previous else []
         # Timestamp mode: without it Whisper tends to stop after the first sentence.
         prompt_tokens = self.model.get_prompt(tok, previous, without_timestamps=False)
-        max_new = int(16 + 10 * duration)  # text plus timestamp tokens
         result = self.model.model.generate(
             encoder_output,
             [prompt_tokens],
             beam_size=opts.beam_size if final else opts.interim_beam_size,
-            max_length=len(prompt_tokens) + max_new,
+            max_length=min(WHISPER_CONTEXT, len(prompt_tokens) + max_new),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr.decoder import DecodeOptions, WhisperDecoder
 from asr.errors import DeviceLostError
 from asr.evaluation import error_rates
 from asr.pipeline import run_stream
@@ -67,3 +68,14 @@ def test_microphone_path_with_injected_device_module(engine, king_audio: np.ndar
     text = result.transcript.text.lower()
     assert len(text.split()) >= 15
     assert "afghanistan" in text
+
+
+def test_long_vocabulary_and_prompt_fit_whisper_context(engine, king_audio: np.ndarray) -> None:
+    """A specialty's vocabulary plus 400 characters of recent text and a 25 s final buffer
+    must fit Whisper's 448 decoder positions (this crashed `scribe note` once)."""
+    from summarize.templates import load_template
+
+    vocabulary = tuple(load_template("allmennmedisin").vocabulary) * 3
+    decoder = WhisperDecoder(engine.model, DecodeOptions(vocabulary=vocabulary))
+    words = decoder.decode(king_audio[: 25 * 16000], prompt="ord " * 100, final=True)
+    assert words and all(0 <= w.start <= w.end <= 25.0 for w in words)
