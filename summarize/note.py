@@ -62,11 +62,32 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any) -> list[Utterance]
     return out
 
 
+_UNSAFE = ("unsupported_number", "unsupported_drug", "unsupported_laterality", "unsupported_date")
+
+
+def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:
+    """A model sentence with a number, dose, drug, side or date that was never said is
+    taken out of the draft (a wrong dose must not reach the record by a missed review);
+    its flag stays, with the sentence as detail, so the clinician sees what was removed."""
+    bad = {(f.section, f.detail) for f in flags if f.kind in _UNSAFE}
+    removed = 0
+    for sec in draft.sections:
+        keep = [x for x in sec.sentences if (sec.id, x.text) not in bad]
+        removed += len(sec.sentences) - len(keep)
+        sec.sentences = keep
+    if removed:
+        draft.flags.append(Flag("removed_unsupported", f"{removed} setning(er) med tall, legemidler, side eller "
+                                "dato som ikke ble sagt er tatt ut av utkastet (se flaggene over)"))
+
+
 def _verify(draft: NoteDraft, clean: Sequence[Utterance], all_utterances: Sequence[Utterance], verifier: Any) -> None:
     from summarize.verify import uncertain_asr_flags
 
     if any(s.sentences for s in draft.sections):
-        draft.flags.extend(verifier.verify(draft, list(clean)))
+        flags = verifier.verify(draft, list(clean))
+        draft.flags.extend(flags)
+        if not draft.extractive:
+            _remove_unsupported(draft, flags)
     draft.flags.extend(uncertain_asr_flags(list(all_utterances), lexicon=getattr(verifier, "lexicon", None)))
 
 

@@ -140,3 +140,19 @@ def test_numbers_and_drugs_the_model_left_out_are_added_and_flagged() -> None:
     for f in added.values():  # each added sentence sits in a section, with its evidence
         sec = draft.section(f.section)
         assert any(s.text == f.detail and s.evidence for s in sec.sentences)
+
+
+def test_model_sentences_with_unsaid_doses_or_drugs_are_removed_and_flagged() -> None:
+    from summarize.note import make_note
+
+    utts = [Utterance(0, "Jeg har vondt i høyre kne.", speaker="pasient"),
+            Utterance(1, "Du får ibuprofen fire hundre milligram.", speaker="lege")]
+    reply = "## Anamnese\nVondt i høyre kne.\n## Legemidler\nIbuprofen 800 mg.\nParacet 1 g."
+    draft = make_note(utts, note_template(), FakeLlm(reply)).draft
+    text = draft.text
+    assert "800 mg" not in text and "Paracet" not in text  # never said: out of the draft
+    assert "400 mg" in text and "Vondt i høyre kne." in text
+    kinds = {f.kind for f in draft.flags}
+    assert {"unsupported_number", "unsupported_drug", "removed_unsupported"} <= kinds
+    details = {f.detail for f in draft.flags if f.kind == "unsupported_number"}
+    assert "Ibuprofen 800 mg." in details  # the clinician sees what was taken out
