@@ -187,6 +187,10 @@ def test_note_from_audio_end_to_end(note_env, tmp_path) -> None:
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["models"]["asr"] == "whisper-base-ct2-fp16" and out["models"]["llm"] == SMALL_LLM
-    assert out["timing"]["asr_s"] > 0 and out["kept"] and out["dropped"]
+    assert out["timing"]["asr_s"] > 0 and out["kept"]
+    # every ASR segment is either kept or dropped with a reason (how much small talk Whisper
+    # base leaves recognisable in this synthesized audio varies: not asserted)
+    assert not set(out["kept"]) & {d["id"] for d in out["dropped"]}
+    assert all(d["reason"] for d in out["dropped"])
     assert any(s["sentences"] for s in out["sections"])
     assert _new_files(tmp_path, before) == set()
