@@ -92,6 +92,11 @@ class DraftOptions:
         evidence_min_score: overlap needed to link a sentence to an utterance.
         add_omitted: add transcript sentences with numbers or drug names the model left
             out (flagged ``added_from_transcript`` for the clinician to keep or delete).
+        strategy: ``"lines"`` (default): each clinical utterance is turned into tagged
+            journal sentences by its own short model call (:mod:`summarize.lines`; what
+            small local models do well, and it drafts as the consultation goes on);
+            ``"note"``: the model writes the whole note (or a chunk's part of it) under
+            the template's headings in one call (for larger models that summarise well).
     """
 
     max_tokens: int = 600
@@ -99,6 +104,7 @@ class DraftOptions:
     evidence_min_score: float = 2.0
     temperature: float = 0.0
     add_omitted: bool = True
+    strategy: str = "lines"
 
 
 @dataclass(slots=True)
@@ -106,6 +112,7 @@ class DraftTiming:
     draft_s: float = 0.0
     tokens: int = 0
     llm_calls: int = 0
+    unusable: int = 0  # calls whose answer gave no usable line (``lines`` strategy)
 
     @property
     def tokens_per_second(self) -> float:
@@ -277,10 +284,11 @@ def link_evidence(sentence: str, utterances: Sequence[Utterance], min_score: flo
     return tuple(sorted((i for _, i in best), key=lambda i: order[i]))
 
 
-def _dedupe(sentences: list[str]) -> list[str]:
-    """Drop sentences whose content terms are (nearly) all in an earlier sentence."""
+def _dedupe(sentences: list[str], seen: list[set[str]] | None = None) -> list[str]:
+    """Drop sentences whose content terms are (nearly) all in an earlier sentence (of
+    this list, or of ``seen``: the sections before it, which it is extended with)."""
     out: list[str] = []
-    seen: list[set[str]] = []
+    seen = [] if seen is None else seen
     for s in sentences:
         t = set(_terms(s))
         if t and any(len(t & o) >= 0.8 * len(t) for o in seen):
@@ -390,19 +398,11 @@ class NoteDrafter:
         room = self.engine.context_length - fixed - self.options.max_tokens - 64
         return max(200, min(room, self.options.chunk_tokens))
 
-    def draft_partial(self, utterances: Sequence[Utterance]) -> dict[str, list[str]]:
-        """One model call over ``utterances`` (must fit the budget): sentences per section.
-
-        Raises :class:`LlmError` if the engine fails or returns nothing usable.
-        """
+    def _generate(self, messages: list[ChatMessage], max_tokens: int) -> str:
         assert self.engine is not None
         t0 = time.perf_counter()
         try:
-            gen = self.engine.generate(
-                build_messages(self.template, utterances),
-                max_tokens=self.options.max_tokens,
-                temperature=self.options.temperature,
-            )
+            gen = self.engine.generate(messages, max_tokens=max_tokens, temperature=self.options.temperature)
         except ScribeError:
             raise
         except Exception as exc:  # an engine bug must not lose the transcript
@@ -410,17 +410,49 @@ class NoteDrafter:
         self.timing.draft_s += time.perf_counter() - t0
         self.timing.tokens += gen.tokens
         self.timing.llm_calls += 1
-        parts = parse_sections(self.template, gen.text)
+        return gen.text
+
+    def draft_partial(self, utterances: Sequence[Utterance], before: Utterance | None = None) -> dict[str, list[str]]:
+        """Model calls over ``utterances`` (must fit the budget): sentences per section.
+        ``before`` is the utterance just before them (the question an answer replies to).
+
+        Raises :class:`LlmError` if the engine fails or returns nothing usable.
+        """
+        if self.options.strategy == "lines":
+            return self._partial_lines(utterances, before)
+        parts = parse_sections(self.template, self._generate(build_messages(self.template, utterances),
+                                                             self.options.max_tokens))
         if not parts.pop(_HEADED, False) or not any(parts.values()):
             raise LlmError("the language model returned no usable note text (no section headings)")
         return parts
 
+    def _partial_lines(self, utterances: Sequence[Utterance], before: Utterance | None) -> dict[str, list[str]]:
+        from summarize import lines
+
+        out: dict[str, list[str]] = {s.id: [] for s in self.template.sections}  # type: ignore[attr-defined]
+        todo = lines.units(utterances, before)
+        for i, unit in enumerate(todo, 1):
+            if self.on_progress:
+                self.on_progress(f"utkast {i}/{len(todo)}")
+            budget = lines.max_tokens_for(self._count(unit.utterance.text), self.options.max_tokens)
+            text = self._generate(lines.build_messages(self.template, unit), budget)
+            parsed = lines.parse_lines(self.template, text, unit)
+            self.timing.unusable += not parsed and not lines.says_nothing(text)
+            for sid, sentence in parsed:
+                out[sid].append(sentence)
+        return out
+
     def merge(self, partials: Sequence[dict[str, list[str]]], utterances: Sequence[Utterance]) -> NoteDraft:
         """Concatenate partial notes per section, drop repeats, link evidence, and add
-        what the model left out of the numbers and drug names (see :func:`omitted`)."""
+        what the model left out of the numbers and drug names (see :func:`add_omitted`).
+
+        Raises :class:`LlmError` when every model answer was unusable (garbage)."""
+        if self.timing.llm_calls and self.timing.unusable == self.timing.llm_calls:
+            raise LlmError("the language model returned no usable note text")
         sections = []
+        seen: list[set[str]] = []
         for s in self.template.sections:  # type: ignore[attr-defined]
-            sentences = _dedupe([x for p in partials for x in p.get(s.id, [])])
+            sentences = _dedupe([x for p in partials for x in p.get(s.id, [])], seen)
             linked = [Sentence(x, link_evidence(x, utterances, self.options.evidence_min_score)) for x in sentences]
             sections.append(NoteSection(s.id, s.title, linked))
         draft = NoteDraft(
@@ -442,6 +474,8 @@ class NoteDrafter:
         if self.engine is None:
             return extractive_draft(self.template, utterances, "ingen språkmodell er konfigurert")
         try:
+            if self.options.strategy == "lines":
+                return self.merge([self.draft_partial(utterances)], utterances)
             chunks = chunk_utterances(utterances, self.budget(), self._count)
             partials = []
             for i, chunk in enumerate(chunks, 1):
@@ -494,42 +528,57 @@ class IncrementalDrafter:
     """Drafts committed, kept text in the background while recording goes on.
 
     ``update(utterances)`` is called with the kept utterances so far (it may be called
-    often; it never blocks). Whenever a chunk's worth of new text (``chunk_tokens``) is
-    stable (all but the last ``hold_back`` utterances, which may still be refiltered),
-    a worker thread drafts it. ``finish(utterances)`` drafts what is left and merges;
-    only that last part costs time after Stop.
+    often; it never blocks). Whenever enough new text is stable (all but the last
+    ``hold_back`` utterances, which may still be refiltered) and the worker is idle, a
+    worker thread drafts it: with the ``lines`` strategy every stable utterance at once
+    (each is its own short model call), with the ``note`` strategy a chunk of
+    ``chunk_tokens``. ``finish(utterances)`` drafts what is left and merges; only that
+    last part costs time after Stop.
     """
 
-    def __init__(self, drafter: NoteDrafter, *, chunk_tokens: int | None = None, hold_back: int = 2) -> None:
+    def __init__(self, drafter: NoteDrafter, *, chunk_tokens: int | None = None, hold_back: int = 1) -> None:
         self.drafter = drafter
-        self.chunk_tokens = chunk_tokens or min(drafter.options.chunk_tokens, drafter.budget())
+        lines = drafter.options.strategy == "lines"
+        self.chunk_tokens = 1 if lines else (chunk_tokens or min(drafter.options.chunk_tokens, drafter.budget()))
         self.hold_back = hold_back
-        self._partials: list[dict[str, list[str]]] = []
-        self._done_ids: list[int] = []  # utterance ids already drafted
+        self._partials: list[tuple[int, dict[str, list[str]]]] = []  # (first utterance id, sections)
+        self._done_ids: set[int] = set()  # utterance ids already drafted
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failed: LlmError | None = None
 
+    def _pending(self, utterances: Sequence[Utterance]) -> tuple[list[Utterance], Utterance | None]:
+        """The first run of not yet drafted utterances, and the utterance before it."""
+        start = next((i for i, u in enumerate(utterances) if u.id not in self._done_ids), len(utterances))
+        run: list[Utterance] = []
+        for u in utterances[start:]:
+            if u.id in self._done_ids:
+                break
+            run.append(u)
+        return run, utterances[start - 1] if start > 0 else None
+
     def update(self, utterances: Sequence[Utterance]) -> None:
         if self.drafter.engine is None or self._failed or (self._thread and self._thread.is_alive()):
             return
-        done = set(self._done_ids)
-        pending = [u for u in utterances[: max(0, len(utterances) - self.hold_back)] if u.id not in done]
-        if sum(self.drafter._count(u.text) + 8 for u in pending) < self.chunk_tokens:
+        stable = list(utterances[: max(0, len(utterances) - self.hold_back)])
+        pending, before = self._pending(stable)
+        if not pending or sum(self.drafter._count(u.text) + 8 for u in pending) < self.chunk_tokens:
             return
-        chunk = chunk_utterances(pending, self.chunk_tokens, self.drafter._count)[0]
-        self._thread = threading.Thread(target=self._work, args=(chunk,), name="incremental-draft", daemon=True)
+        if self.drafter.options.strategy != "lines":
+            pending = chunk_utterances(pending, self.chunk_tokens, self.drafter._count)[0]
+        self._thread = threading.Thread(target=self._work, args=(pending, before), name="incremental-draft",
+                                        daemon=True)
         self._thread.start()
 
-    def _work(self, chunk: list[Utterance]) -> None:
+    def _work(self, chunk: list[Utterance], before: Utterance | None) -> None:
         try:
-            part = self.drafter.draft_partial(chunk)
+            part = self.drafter.draft_partial(chunk, before)
         except LlmError as exc:
             self._failed = exc
             return
         with self._lock:
-            self._partials.append(part)
-            self._done_ids.extend(u.id for u in chunk)
+            self._partials.append((chunk[0].id, part))
+            self._done_ids.update(u.id for u in chunk)
 
     @property
     def drafted_utterances(self) -> int:
@@ -544,13 +593,20 @@ class IncrementalDrafter:
             return empty_draft(self.drafter.template, dropped)
         if self.drafter.engine is None or self._failed:
             return self.drafter.draft(utterances, dropped) if not self._failed else self._fallback(utterances)
-        done = set(self._done_ids)
-        rest = [u for u in utterances if u.id not in done]
+        order = {u.id: i for i, u in enumerate(utterances)}
         try:
-            partials = list(self._partials)
-            for chunk in chunk_utterances(rest, self.drafter.budget(), self.drafter._count) if rest else []:
-                partials.append(self.drafter.draft_partial(chunk))
-            return self.drafter.merge(partials, utterances)
+            partials = [(order.get(first, -1), part) for first, part in self._partials]
+            while True:  # every run of undrafted utterances (a restored one may sit between drafted ones)
+                rest, before = self._pending(utterances)
+                if not rest:
+                    break
+                chunks = [rest] if self.drafter.options.strategy == "lines" else chunk_utterances(
+                    rest, self.drafter.budget(), self.drafter._count)
+                for chunk in chunks:
+                    partials.append((order[chunk[0].id], self.drafter.draft_partial(chunk, before)))
+                    before = chunk[-1]
+                self._done_ids.update(u.id for u in rest)
+            return self.drafter.merge([p for _, p in sorted(partials, key=lambda x: x[0])], utterances)
         except LlmError as exc:
             self._failed = exc
             return self._fallback(utterances)

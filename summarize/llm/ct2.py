@@ -343,6 +343,9 @@ def _check_model_dir(directory: Path) -> None:
         )
 
 
+MIN_STATIC_TOKENS = 64
+
+
 class CTranslate2Engine:
     """A chat model run by ``ctranslate2.Generator``."""
 
@@ -390,6 +393,8 @@ class CTranslate2Engine:
                 f"decoder-only chat model converted with {CONVERT_HINT})"
             ) from None
         self._lock = threading.Lock()
+        self._last_prompt: list[str] = []
+        self._static: list[str] = []
         self.context_length = model_context_length(directory, max_context)
         logger.info("loaded LLM %s on %s/%s in %.2f s (context %d)", self.model_id, self.device,
                     self.compute_type, time.perf_counter() - t0, self.context_length)
@@ -419,8 +424,10 @@ class CTranslate2Engine:
                       "sampling_temperature": temperature}
             )
             t0 = time.perf_counter()
+            static, prompt = self._split_static(self.tokenizer.tokens(prompt_ids))
             steps: Generator[Any, None, None] = generator.generate_tokens(
-                self.tokenizer.tokens(prompt_ids),
+                prompt,
+                static_prompt=static or None,
                 max_length=limit,
                 end_token=self.tokenizer.eos_tokens or None,
                 **sampling,
@@ -438,6 +445,27 @@ class CTranslate2Engine:
                              prompt_tokens=len(prompt_ids), finish_reason=finish)
         generation_log(self.name, gen)
         return gen
+
+    def _split_static(self, tokens: list[str]) -> tuple[list[str], list[str]]:
+        """(cached prefix, rest) of a prompt: automatic prefix caching.
+
+        Drafting calls share a long prefix (system rules, the template's sections and
+        instructions) and differ only in the transcript part. The longest prefix two
+        consecutive prompts share (at least ``MIN_STATIC_TOKENS``) becomes CTranslate2's
+        static prompt, whose model state is computed once and reused, so a later call
+        only pays for its own transcript tokens. Same output, less time.
+        """
+        static = self._static
+        if not (static and len(tokens) > len(static) and tokens[: len(static)] == static):
+            last, n = self._last_prompt, 0
+            limit = min(len(last), len(tokens) - 1)
+            while n < limit and last[n] == tokens[n]:
+                n += 1
+            static = tokens[:n] if n >= MIN_STATIC_TOKENS else []
+            if static:
+                self._static = static
+        self._last_prompt = tokens
+        return static, tokens[len(static):]
 
     def close(self) -> None:
         with self._lock:

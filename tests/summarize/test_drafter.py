@@ -18,6 +18,8 @@ from summarize.errors import LlmError
 from summarize.types import Utterance
 from tests.fakes import FakeLlm, note_template
 
+NOTE = DraftOptions(strategy="note")  # the whole-note prompt (the default is line by line)
+
 UTTS = [
     Utterance(0, "Jeg har hatt vondt i høyre kne i tre uker.", speaker="pasient"),
     Utterance(1, "Kneet er hovent og ømt medialt.", speaker="lege"),
@@ -64,7 +66,7 @@ def test_sections_are_parsed_from_headings_in_several_styles() -> None:
 
 
 def test_draft_links_each_sentence_to_its_evidence() -> None:
-    draft = NoteDrafter(note_template(), FakeLlm(REPLY)).draft(UTTS)
+    draft = NoteDrafter(note_template(), FakeLlm(REPLY), NOTE).draft(UTTS)
     assert not draft.extractive and draft.llm == "fake-llm"
     ev = {s.text: s.evidence for sec in draft.sections for s in sec.sentences}
     assert ev["Vondt i høyre kne i 3 uker."] == (0,)
@@ -76,7 +78,7 @@ def test_draft_links_each_sentence_to_its_evidence() -> None:
 def test_long_transcripts_are_drafted_in_chunks_and_merged_without_repeats() -> None:
     many = [Utterance(i, f"Pasienten har hatt hoste i {i + 2} dager og feber.", speaker="pasient") for i in range(40)]
     engine = FakeLlm(lambda m: "## Anamnese\nHoste og feber.\n## Plan\nKontroll ved behov.", context_length=900)
-    drafter = NoteDrafter(note_template(), engine, DraftOptions(max_tokens=200))
+    drafter = NoteDrafter(note_template(), engine, DraftOptions(max_tokens=200, strategy="note"))
     draft = drafter.draft(many)
     assert len(engine.calls) > 1  # did not fit one call
     for call in engine.calls:  # every call stays inside the context
@@ -91,7 +93,7 @@ def test_long_transcripts_are_drafted_in_chunks_and_merged_without_repeats() -> 
 )
 def test_engine_failure_gives_a_flagged_extractive_draft(reply: str, fail: Exception | None) -> None:
     engine = FakeLlm(reply, fail=fail)
-    draft = NoteDrafter(note_template(), engine).draft(UTTS)
+    draft = NoteDrafter(note_template(), engine, NOTE).draft(UTTS)
     assert draft.extractive
     kinds = [f.kind for f in draft.flags]
     assert "extractive" in kinds and "llm_error" in kinds
@@ -114,7 +116,7 @@ def test_incremental_drafting_leaves_only_the_rest_after_stop() -> None:
         return f"## Anamnese\nDel som starter ved {first}."
 
     engine = FakeLlm(reply)
-    drafter = NoteDrafter(note_template(), engine, DraftOptions(add_omitted=False))
+    drafter = NoteDrafter(note_template(), engine, DraftOptions(add_omitted=False, strategy="note"))
     inc = IncrementalDrafter(drafter, chunk_tokens=40, hold_back=1)
     many = [Utterance(i, f"Pasienten forteller om smerte nummer {i} i ryggen.", speaker="pasient") for i in range(12)]
     for i in range(1, len(many) + 1):
@@ -132,7 +134,7 @@ def test_incremental_drafting_leaves_only_the_rest_after_stop() -> None:
 
 def test_numbers_and_drugs_the_model_left_out_are_added_and_flagged() -> None:
     reply = "## Anamnese\nVondt i høyre kne.\n## Plan\nNy kontroll."
-    draft = NoteDrafter(note_template(), FakeLlm(reply)).draft(UTTS)
+    draft = NoteDrafter(note_template(), FakeLlm(reply), NOTE).draft(UTTS)
     added = {f.text: f for f in draft.flags if f.kind == "added_from_transcript"}
     text = draft.text
     assert "400 mg" in text and "6 uker" in text and "3 uker" in text
@@ -148,7 +150,7 @@ def test_model_sentences_with_unsaid_doses_or_drugs_are_removed_and_flagged() ->
     utts = [Utterance(0, "Jeg har vondt i høyre kne.", speaker="pasient"),
             Utterance(1, "Du får ibuprofen fire hundre milligram.", speaker="lege")]
     reply = "## Anamnese\nVondt i høyre kne.\n## Legemidler\nIbuprofen 800 mg.\nParacet 1 g."
-    draft = make_note(utts, note_template(), FakeLlm(reply)).draft
+    draft = make_note(utts, note_template(), FakeLlm(reply), options=NOTE).draft
     text = draft.text
     assert "800 mg" not in text and "Paracet" not in text  # never said: out of the draft
     assert "400 mg" in text and "Vondt i høyre kne." in text

@@ -570,3 +570,17 @@ def test_openai_fits_max_tokens_into_the_context(llm_server: Any) -> None:
         assert server.last_request()["body"]["max_tokens"] == 50
     finally:
         engine.close()
+
+
+def test_ctranslate2_caches_the_prefix_drafting_calls_share() -> None:
+    from summarize.llm.ct2 import MIN_STATIC_TOKENS, CTranslate2Engine
+
+    eng = object.__new__(CTranslate2Engine)  # the prefix logic only; no model needed
+    eng._last_prompt, eng._static = [], []
+    rules = [f"r{i}" for i in range(MIN_STATIC_TOKENS + 10)]
+    assert eng._split_static([*rules, "a", "b"]) == ([], [*rules, "a", "b"])  # first call: nothing to share
+    assert eng._split_static([*rules, "c"]) == (rules, ["c"])  # second: the shared prefix is cached
+    assert eng._split_static([*rules, "d", "e"]) == (rules, ["d", "e"])  # and reused
+    short = ["x", "y"]
+    assert eng._split_static(short) == ([], short)  # too short to be worth caching
+    assert eng._split_static(rules) == ([], rules)  # a prompt must keep at least one own token
