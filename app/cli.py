@@ -363,7 +363,10 @@ def cmd_note(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
-        result = make_note(utterances, template, engine, on_progress=progress)
+        from summarize.drafter import DraftOptions
+
+        options = DraftOptions(strategy=settings.llm.draft)
+        result = make_note(utterances, template, engine, options=options, on_progress=progress)
     finally:
         if tty:
             print("\r", end="", file=sys.stderr)

@@ -36,6 +36,7 @@ import yaml
 
 from asr.errors import ScribeError
 from benchmarks.fingerprint import fingerprint
+from summarize.transcript_io import normalize_speaker
 from summarize.types import Utterance
 
 TARGETS = {"smalltalk_f1_min": 0.9, "fact_recall_min": 0.8, "leakage_max": 0, "stop_to_draft_max_s": 15.0,
@@ -80,7 +81,7 @@ def load_case(path: Path) -> dict[str, Any]:
     for i, t in enumerate(turns):
         start = times[i]["start"] if i < len(times) else None
         end = times[i]["end"] if i < len(times) else None
-        utts.append(Utterance(i, t["text"], start, end, t.get("speaker")))
+        utts.append(Utterance(i, t["text"], start, end, normalize_speaker(t.get("speaker"))))
     return {
         "id": data.get("id", path.stem),
         "specialty": data.get("specialty", "allmennmedisin"),

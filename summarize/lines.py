@@ -113,9 +113,10 @@ class Unit:
 
 
 def is_question(u: Utterance) -> bool:
-    """A clinician's short question: context for the answer, no content of its own."""
+    """A clinician's short question (or, speakers unknown, anyone's): context for the
+    answer, no content of its own."""
     text = u.text.strip()
-    return u.speaker == "lege" and (text.endswith("?") or text.endswith("–")) and len(text) < 160
+    return u.speaker in ("lege", None) and (text.endswith("?") or text.endswith("–")) and len(text) < 160
 
 
 def units(utterances: Sequence[Utterance], before: Utterance | None = None) -> list[Unit]:

@@ -30,6 +30,7 @@ import yaml
 from asr.errors import ConfigError
 from summarize.errors import TranscriptInputError
 from summarize.llm.base import ChatMessage, LlmEngine
+from summarize.transcript_io import normalize_speaker
 from summarize.types import Dropped, FilteredTranscript, Utterance
 
 logger = logging.getLogger(__name__)
@@ -758,7 +759,7 @@ def load_consultation(path: str | Path) -> tuple[list[Utterance], list[str]]:
         labels: list[str] = []
         for i, t in enumerate(turns):
             start, end = times.get(i, (None, None))
-            utts.append(Utterance(i, str(t["text"]), start, end, t.get("speaker")))
+            utts.append(Utterance(i, str(t["text"]), start, end, normalize_speaker(t.get("speaker"))))
             labels.append(str(t["kind"]))
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise TranscriptInputError(f"cannot read consultation {path}: {exc}") from exc

@@ -14,7 +14,13 @@ from asr.types import Word
 from summarize.errors import TranscriptInputError
 from summarize.types import Utterance
 
-SPEAKERS = {"lege": "lege", "pasient": "pasient", "pårørende": "pårørende", "pårørande": "pårørende"}
+SPEAKERS = {"lege": "lege", "pasient": "pasient", "pårørende": "pårørende", "pårørande": "pårørende",
+            "parorende": "pårørende"}
+
+
+def normalize_speaker(speaker: object) -> str | None:
+    """A speaker label as the drafter knows it ("parorende" → "pårørende"); None if unknown."""
+    return SPEAKERS.get(str(speaker).strip().lower()) if speaker else None
 _PREFIX = re.compile(r"^\s*(lege|pasient|pårørende|pårørande)\s*:\s*", re.IGNORECASE)
 
 

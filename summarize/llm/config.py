@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -88,6 +89,12 @@ class LlmConfig(BaseModel):
         gt=0,
         description="Cap on the context window (prompt + output tokens). Local engines use "
         "min(model's max_position_embeddings, this); the openai engine uses this or 8192.",
+    )
+    draft: Literal["lines", "note"] = Field(
+        default="lines",
+        description="How notes are drafted: 'lines' = each clinical utterance becomes short "
+        "journal sentences (suits small local models, drafts while recording); 'note' = the "
+        "model writes the whole note under the template's headings (for large models).",
     )
     temperature: float = Field(
         default=0.0,
