@@ -365,7 +365,7 @@ def cmd_note(args: argparse.Namespace) -> int:
     try:
         from summarize.drafter import DraftOptions
 
-        options = DraftOptions(strategy=settings.llm.draft)
+        options = DraftOptions(strategy=settings.llm.draft, batch_size=settings.llm.batch)
         result = make_note(utterances, template, engine, options=options, on_progress=progress)
     finally:
         if tty:

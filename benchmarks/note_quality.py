@@ -306,7 +306,7 @@ def table(r: dict[str, Any]) -> str:
     if "incremental" in r:
         i = r["incremental"]
         lines.append(f"10-minute case ({i['audio_s']:.0f} s at {i['speed']}× real time, {i['utterances']} utterances, "
-                     f"{i['drafted_before_stop']} drafted before Stop): stop → draft {i['stop_to_draft_s']:.1f} s")
+                     f"{i['drafted_before_stop']} drafted before Stop; questions are context, not drafted): stop → draft {i['stop_to_draft_s']:.1f} s")
     if "engines" in r:
         e = r["engines"]
         lines.append(f"tokens/s: CTranslate2 int8 {e['ctranslate2']['tokens_per_s']:.1f}, transformers fp32 "

@@ -35,7 +35,7 @@ from typing import Any
 
 from asr.errors import ScribeError
 from summarize.errors import LlmError
-from summarize.llm.base import ChatMessage, LlmEngine
+from summarize.llm.base import ChatMessage, LlmEngine, generate_many
 from summarize.numbers import normalize_numbers
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
 
@@ -97,6 +97,9 @@ class DraftOptions:
             small local models do well, and it drafts as the consultation goes on);
             ``"note"``: the model writes the whole note (or a chunk's part of it) under
             the template's headings in one call (for larger models that summarise well).
+        batch_size: utterances sent to the model together (``lines``); 0 = what the
+            engine prefers (``preferred_batch``: concurrent requests to an LLM server,
+            a batch on a GPU, one by one on a CPU, where batching measured no faster).
     """
 
     max_tokens: int = 600
@@ -105,6 +108,7 @@ class DraftOptions:
     temperature: float = 0.0
     add_omitted: bool = True
     strategy: str = "lines"
+    batch_size: int = 0
 
 
 @dataclass(slots=True)
@@ -429,18 +433,55 @@ class NoteDrafter:
     def _partial_lines(self, utterances: Sequence[Utterance], before: Utterance | None) -> dict[str, list[str]]:
         from summarize import lines
 
+        return self.collect(self.draft_units(lines.units(utterances, before)))
+
+    def collect(self, parsed: Sequence[Sequence[tuple[str, str]]]) -> dict[str, list[str]]:
+        """(section id, sentence) lines of several units as sentences per section."""
         out: dict[str, list[str]] = {s.id: [] for s in self.template.sections}  # type: ignore[attr-defined]
-        todo = lines.units(utterances, before)
-        for i, unit in enumerate(todo, 1):
-            if self.on_progress:
-                self.on_progress(f"utkast {i}/{len(todo)}")
-            budget = lines.max_tokens_for(self._count(unit.utterance.text), self.options.max_tokens)
-            text = self._generate(lines.build_messages(self.template, unit), budget)
-            parsed = lines.parse_lines(self.template, text, unit)
-            self.timing.unusable += not parsed and not lines.says_nothing(text)
-            for sid, sentence in parsed:
+        for unit_lines in parsed:
+            for sid, sentence in unit_lines:
                 out[sid].append(sentence)
         return out
+
+    @property
+    def batch_size(self) -> int:
+        """Units per model call: the option, else what the engine prefers (1 = one by one)."""
+        return max(1, self.options.batch_size or int(getattr(self.engine, "preferred_batch", 1)))
+
+    def draft_units(self, todo: Sequence[Any]) -> list[list[tuple[str, str]]]:
+        """Guarded (section id, sentence) lines for each :class:`summarize.lines.Unit`
+        (``lines`` strategy), ``batch_size`` units per model call."""
+        from summarize import lines
+
+        out: list[list[tuple[str, str]]] = []
+        size = self.batch_size
+        for start in range(0, len(todo), size):
+            batch = todo[start:start + size]
+            if self.on_progress:
+                self.on_progress(f"utkast {start + len(batch)}/{len(todo)}")
+            budgets = [lines.max_tokens_for(self._count(u.utterance.text), self.options.max_tokens) for u in batch]
+            texts = self._generate_many([lines.build_messages(self.template, u) for u in batch], budgets)
+            for unit, text in zip(batch, texts, strict=True):
+                parsed = lines.parse_lines(self.template, text, unit)
+                self.timing.unusable += not parsed and not lines.says_nothing(text)
+                out.append(parsed)
+        return out
+
+    def _generate_many(self, prompts: list[list[ChatMessage]], budgets: list[int]) -> list[str]:
+        if len(prompts) == 1:
+            return [self._generate(prompts[0], budgets[0])]
+        assert self.engine is not None
+        t0 = time.perf_counter()
+        try:
+            gens = generate_many(self.engine, prompts, max_tokens=budgets, temperature=self.options.temperature)
+        except ScribeError:
+            raise
+        except Exception as exc:  # an engine bug must not lose the transcript
+            raise LlmError(f"the language model failed: {type(exc).__name__}") from exc
+        self.timing.draft_s += time.perf_counter() - t0
+        self.timing.tokens += sum(g.tokens for g in gens)
+        self.timing.llm_calls += len(gens)
+        return [g.text for g in gens]
 
     def merge(self, partials: Sequence[dict[str, list[str]]], utterances: Sequence[Utterance]) -> NoteDraft:
         """Concatenate partial notes per section, drop repeats, link evidence, and add
@@ -524,26 +565,41 @@ def add_omitted(draft: NoteDraft, utterances: Sequence[Utterance]) -> None:
             draft.flags.append(Flag("added_from_transcript", items, target.id, sent))
 
 
+def _unit_key(unit: Any) -> tuple[Any, ...]:
+    """What a unit's drafted lines depend on: the utterance (id, speaker, text) and its question."""
+    u, q = unit.utterance, unit.question
+    return u.id, u.speaker, u.text, q.text if q is not None else None
+
+
 class IncrementalDrafter:
     """Drafts committed, kept text in the background while recording goes on.
 
     ``update(utterances)`` is called with the kept utterances so far (it may be called
-    often; it never blocks). Whenever enough new text is stable (all but the last
-    ``hold_back`` utterances, which may still be refiltered) and the worker is idle, a
-    worker thread drafts it: with the ``lines`` strategy every stable utterance at once
-    (each is its own short model call), with the ``note`` strategy a chunk of
-    ``chunk_tokens``. ``finish(utterances)`` drafts what is left and merges; only that
-    last part costs time after Stop.
+    often; it never blocks). When the worker is idle and there is something new, a
+    worker thread drafts it. ``finish(utterances)`` stops the worker after its current
+    model call, drafts what is left and merges; only that last part costs time after Stop.
+
+    * ``lines`` strategy: every utterance is drafted as soon as it is committed (also the
+      last one: ``hold_back`` 0). Its lines are kept under what they were drafted from
+      (the utterance's id, speaker and text, and its question); at ``finish`` only lines
+      whose source is still in the transcript unchanged are used, and anything new or
+      changed is drafted then. So an utterance the filter drops later, or the clinician
+      edits or deletes (talk about another patient), never reaches the note, and a
+      restored one costs one call. ``finish`` may be called again after such a change.
+    * ``note`` strategy: chunks of ``chunk_tokens`` of stable text (all but the last
+      ``hold_back`` utterances, default 1), drafted once each.
     """
 
-    def __init__(self, drafter: NoteDrafter, *, chunk_tokens: int | None = None, hold_back: int = 1) -> None:
+    def __init__(self, drafter: NoteDrafter, *, chunk_tokens: int | None = None, hold_back: int | None = None) -> None:
         self.drafter = drafter
-        lines = drafter.options.strategy == "lines"
-        self.chunk_tokens = 1 if lines else (chunk_tokens or min(drafter.options.chunk_tokens, drafter.budget()))
-        self.hold_back = hold_back
-        self._partials: list[tuple[int, dict[str, list[str]]]] = []  # (first utterance id, sections)
-        self._done_ids: set[int] = set()  # utterance ids already drafted
+        self.lines = drafter.options.strategy == "lines"
+        self.chunk_tokens = 1 if self.lines else (chunk_tokens or min(drafter.options.chunk_tokens, drafter.budget()))
+        self.hold_back = hold_back if hold_back is not None else (0 if self.lines else 1)
+        self._partials: list[tuple[int, dict[str, list[str]]]] = []  # note: (first utterance id, sections)
+        self._done_ids: set[int] = set()  # note: utterance ids already drafted
+        self._lines: dict[tuple[Any, ...], list[tuple[str, str]]] = {}  # lines: unit key → its lines
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed: LlmError | None = None
 
@@ -557,18 +613,44 @@ class IncrementalDrafter:
             run.append(u)
         return run, utterances[start - 1] if start > 0 else None
 
+    def _undrafted_units(self, utterances: Sequence[Utterance]) -> list[Any]:
+        from summarize import lines
+
+        with self._lock:
+            return [u for u in lines.units(utterances) if _unit_key(u) not in self._lines]
+
     def update(self, utterances: Sequence[Utterance]) -> None:
         if self.drafter.engine is None or self._failed or (self._thread and self._thread.is_alive()):
             return
         stable = list(utterances[: max(0, len(utterances) - self.hold_back)])
+        if self.lines:
+            todo = self._undrafted_units(stable)
+            if todo:
+                self._start(self._work_units, todo)
+            return
         pending, before = self._pending(stable)
         if not pending or sum(self.drafter._count(u.text) + 8 for u in pending) < self.chunk_tokens:
             return
-        if self.drafter.options.strategy != "lines":
-            pending = chunk_utterances(pending, self.chunk_tokens, self.drafter._count)[0]
-        self._thread = threading.Thread(target=self._work, args=(pending, before), name="incremental-draft",
-                                        daemon=True)
+        self._start(self._work, chunk_utterances(pending, self.chunk_tokens, self.drafter._count)[0], before)
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=target, args=args, name="incremental-draft", daemon=True)
         self._thread.start()
+
+    def _work_units(self, todo: list[Any]) -> None:
+        size = self.drafter.batch_size
+        for start in range(0, len(todo), size):
+            if self._stop.is_set():
+                return
+            batch = todo[start:start + size]
+            try:
+                parsed = self.drafter.draft_units(batch)
+            except LlmError as exc:
+                self._failed = exc
+                return
+            with self._lock:
+                self._lines.update(zip(map(_unit_key, batch), parsed, strict=True))
 
     def _work(self, chunk: list[Utterance], before: Utterance | None) -> None:
         try:
@@ -582,10 +664,11 @@ class IncrementalDrafter:
 
     @property
     def drafted_utterances(self) -> int:
-        return len(self._done_ids)
+        return len(self._lines) if self.lines else len(self._done_ids)
 
     def finish(self, utterances: Sequence[Utterance], dropped: int = 0) -> NoteDraft:
-        """Wait for the running chunk, draft the rest, merge (extractive on failure)."""
+        """Stop the worker after its current call, draft the rest, merge (extractive on failure)."""
+        self._stop.set()
         if self._thread:
             self._thread.join()
         utterances = list(utterances)
@@ -593,16 +676,16 @@ class IncrementalDrafter:
             return empty_draft(self.drafter.template, dropped)
         if self.drafter.engine is None or self._failed:
             return self.drafter.draft(utterances, dropped) if not self._failed else self._fallback(utterances)
-        order = {u.id: i for i, u in enumerate(utterances)}
         try:
+            if self.lines:
+                return self._finish_lines(utterances)
+            order = {u.id: i for i, u in enumerate(utterances)}
             partials = [(order.get(first, -1), part) for first, part in self._partials]
             while True:  # every run of undrafted utterances (a restored one may sit between drafted ones)
                 rest, before = self._pending(utterances)
                 if not rest:
                     break
-                chunks = [rest] if self.drafter.options.strategy == "lines" else chunk_utterances(
-                    rest, self.drafter.budget(), self.drafter._count)
-                for chunk in chunks:
+                for chunk in chunk_utterances(rest, self.drafter.budget(), self.drafter._count):
                     partials.append((order[chunk[0].id], self.drafter.draft_partial(chunk, before)))
                     before = chunk[-1]
                 self._done_ids.update(u.id for u in rest)
@@ -610,6 +693,14 @@ class IncrementalDrafter:
         except LlmError as exc:
             self._failed = exc
             return self._fallback(utterances)
+
+    def _finish_lines(self, utterances: list[Utterance]) -> NoteDraft:
+        from summarize import lines
+
+        todo = self._undrafted_units(utterances)
+        self._lines.update(zip(map(_unit_key, todo), self.drafter.draft_units(todo), strict=True))
+        units = lines.units(utterances)
+        return self.drafter.merge([self.drafter.collect([self._lines[_unit_key(u)] for u in units])], utterances)
 
     def _fallback(self, utterances: list[Utterance]) -> NoteDraft:
         assert self._failed is not None

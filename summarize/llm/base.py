@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -54,3 +54,18 @@ class LlmEngine(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+def generate_many(
+    engine: LlmEngine,
+    prompts: Sequence[list[ChatMessage]],
+    *,
+    max_tokens: Sequence[int],
+    temperature: float = 0.0,
+) -> list[Generation]:
+    """Independent prompts, batched where the engine can (``generate_batch``: CTranslate2
+    batches, the HTTP engine sends concurrent requests), else one after another."""
+    batch = getattr(engine, "generate_batch", None)
+    if batch is not None and len(prompts) > 1:
+        return list(batch(prompts, max_tokens=max_tokens, temperature=temperature))
+    return [engine.generate(p, max_tokens=m, temperature=temperature) for p, m in zip(prompts, max_tokens, strict=True)]

@@ -96,6 +96,14 @@ class LlmConfig(BaseModel):
         "journal sentences (suits small local models, drafts while recording); 'note' = the "
         "model writes the whole note under the template's headings (for large models).",
     )
+    batch: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description="Utterances drafted together ('lines'): 0 = the engine's choice (4 "
+        "concurrent requests to an LLM server, a batch of 4 on a GPU, one by one on a CPU, "
+        "where batching measured no faster); 1 = one by one.",
+    )
     temperature: float = Field(
         default=0.0,
         ge=0.0,

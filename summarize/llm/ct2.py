@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -346,6 +346,15 @@ def _check_model_dir(directory: Path) -> None:
 MIN_STATIC_TOKENS = 64
 
 
+def _common_prefix(seqs: Sequence[list[str]]) -> list[str]:
+    """The longest prefix all of ``seqs`` share, one token short of the shortest."""
+    first, n = seqs[0], 0
+    limit = min(len(x) for x in seqs) - 1
+    while n < limit and all(x[n] == first[n] for x in seqs):
+        n += 1
+    return first[:n]
+
+
 class CTranslate2Engine:
     """A chat model run by ``ctranslate2.Generator``."""
 
@@ -379,6 +388,9 @@ class CTranslate2Engine:
         except ConfigError as exc:
             raise LlmError(str(exc).replace("--device", "llm.device")) from None
         self.device, self.compute_type = choice.device, choice.compute_type
+        # drafting batch: on a 2-core CPU a batch of 4 line prompts (600-token shared
+        # prefix) measured slower than one by one; a GPU batches for free
+        self.preferred_batch = 4 if self.device == "cuda" else 1
         t0 = time.perf_counter()
         try:
             self._generator: ctranslate2.Generator | None = ctranslate2.Generator(
@@ -445,6 +457,65 @@ class CTranslate2Engine:
                              prompt_tokens=len(prompt_ids), finish_reason=finish)
         generation_log(self.name, gen)
         return gen
+
+    def generate_batch(
+        self,
+        prompts: Sequence[list[ChatMessage]],
+        *,
+        max_tokens: Sequence[int],
+        temperature: float | None = None,
+    ) -> list[Generation]:
+        """Several independent prompts in one batched call (no streaming, no stop strings).
+
+        On a GPU a batch costs about what one prompt costs. On a 2-core CPU, 8 line
+        prompts with a 600-token shared prefix took 36 s in batches of 4 against 27 s one
+        by one (short prompts: batches of 4 were 2× faster), so the engine prefers 1 there
+        (``preferred_batch``). The prompts' shared prefix is the cached static prompt.
+        """
+        if not prompts:
+            return []
+        if len(prompts) == 1:
+            return [self.generate(prompts[0], max_tokens=max_tokens[0], temperature=temperature)]
+        temperature = self.default_temperature if temperature is None else temperature
+        ids = [self.tokenizer.encode(self.tokenizer.render(m)) for m in prompts]
+        limits = [fit_max_tokens(len(i), m, self.context_length, self.model_id) for i, m in zip(ids, max_tokens,
+                                                                                                  strict=True)]
+        with self._lock:
+            generator = self._generator
+            if generator is None:
+                raise LlmError("the LLM engine was closed")
+            t0 = time.perf_counter()
+            tokens = [self.tokenizer.tokens(i) for i in ids]
+            static, _ = self._split_static(tokens[0])
+            if not all(len(t) > len(static) and t[: len(static)] == static for t in tokens):
+                static = _common_prefix(tokens)
+                static = static if len(static) >= MIN_STATIC_TOKENS else []
+            sampling: dict[str, Any] = (
+                {"sampling_topk": 1} if temperature <= 0
+                else {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": temperature}
+            )
+            try:
+                results = generator.generate_batch(
+                    [t[len(static):] for t in tokens],
+                    static_prompt=static or None,
+                    max_length=max(limits),
+                    end_token=self.tokenizer.eos_tokens or None,
+                    include_prompt_in_result=False,
+                    **sampling,
+                )
+            except RuntimeError as exc:
+                raise LlmError(f"the LLM failed while generating: {_first_line(exc)}") from None
+            seconds = time.perf_counter() - t0
+        out = []
+        for result, limit, prompt_ids in zip(results, limits, ids, strict=True):
+            seq = [t for t in result.sequences_ids[0] if t not in self.tokenizer.eos_ids]
+            finish = "length" if len(seq) >= limit else "stop"
+            seq = seq[:limit]
+            gen = Generation(text=self.tokenizer.decode(seq), tokens=len(seq), seconds=seconds,
+                             prompt_tokens=len(prompt_ids), finish_reason=finish)
+            generation_log(self.name, gen)
+            out.append(gen)
+        return out
 
     def _split_static(self, tokens: list[str]) -> tuple[list[str], list[str]]:
         """(cached prefix, rest) of a prompt: automatic prefix caching.

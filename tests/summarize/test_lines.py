@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
+
 from summarize import lines
 from summarize.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
 from summarize.types import Utterance
@@ -99,17 +103,83 @@ def test_injection_in_an_utterance_stays_data() -> None:
     assert "Innleggelse" not in draft.text  # not in what was said: dropped
 
 
-def test_incremental_line_drafting_follows_the_consultation() -> None:
-    engine = FakeLlm(answer)
-    inc = IncrementalDrafter(NoteDrafter(note_template(), engine, DraftOptions(add_omitted=False)), hold_back=1)
-    for i in range(1, len(CONSULT) + 1):
-        inc.update(CONSULT[:i])
+def _replay(inc: IncrementalDrafter, utts: list[Utterance]) -> None:
+    for i in range(1, len(utts) + 1):
+        inc.update(utts[:i])
         if inc._thread:
             inc._thread.join()
-    assert inc.drafted_utterances == 3  # all but the last, which may still change
+
+
+def test_incremental_line_drafting_follows_the_consultation() -> None:
+    engine = FakeLlm(answer)
+    inc = IncrementalDrafter(NoteDrafter(note_template(), engine, DraftOptions(add_omitted=False)))
+    _replay(inc, CONSULT)
+    assert inc.drafted_utterances == 3  # every answer and statement, the last one too
     calls = len(engine.calls)
     draft = inc.finish(CONSULT)
-    assert len(engine.calls) - calls == 1  # after Stop: only the last utterance
+    assert len(engine.calls) == calls  # nothing left after Stop
     assert [x.text for x in draft.section("anamnese").sentences][0] == "Vondt i høyre kne i 3 uker."
     # the answer drafted in the background was paired with its question
     assert engine.calls[0][-1].content.startswith("Lege: Hvor lenge")
+    # the same draft as drafting all at once after Stop
+    assert draft.text == NoteDrafter(note_template(), FakeLlm(answer), DraftOptions(add_omitted=False)).draft(
+        CONSULT).text
+
+
+def test_lines_of_changed_or_deleted_utterances_never_reach_the_note() -> None:
+    """The filter may drop an utterance later, the clinician may edit or delete one (talk
+    about another patient): only lines drafted from what is in the transcript now count."""
+    engine = FakeLlm(answer)
+    inc = IncrementalDrafter(NoteDrafter(note_template(), engine, DraftOptions(add_omitted=False)))
+    _replay(inc, CONSULT)
+    calls = len(engine.calls)
+    edited = Utterance(3, "Du kan bruke ibuprofen to hundre milligram ved behov.", speaker="lege")
+    draft = inc.finish([*CONSULT[:2], edited])  # utterance 2 deleted, utterance 3 edited
+    assert len(engine.calls) == calls + 1  # only the edited one is drafted again
+    assert "MR" not in draft.text and "hovent" not in draft.text
+    assert engine.calls[-1][-1].content == "Lege: Du kan bruke ibuprofen 200 mg ved behov."
+    # restoring the deleted utterance afterwards costs nothing: its lines are still known
+    again = inc.finish(CONSULT)
+    assert len(engine.calls) == calls + 1 and "Henvist til MR." in again.text
+
+
+def test_stop_waits_only_for_the_current_call() -> None:
+    gate, started = threading.Event(), threading.Event()
+
+    def slow(messages) -> str:
+        started.set()
+        gate.wait(5)
+        return answer(messages)
+
+    engine = FakeLlm(slow)
+    inc = IncrementalDrafter(NoteDrafter(note_template(), engine, DraftOptions(add_omitted=False, batch_size=1)))
+    inc.update(CONSULT)  # three units for the worker
+    assert started.wait(5)
+    threading.Timer(0.2, gate.set).start()
+    draft = inc.finish(CONSULT)
+    # the worker stopped after its first call; the other two were drafted by finish, once each
+    assert len(engine.calls) == 3 and "Ibuprofen 400 mg" in draft.text
+
+
+class BatchingLlm(FakeLlm):
+    """A FakeLlm that also batches (as CTranslate2 does) and records the batch sizes."""
+
+    def __init__(self, reply: object) -> None:
+        super().__init__(reply)
+        self.batches: list[int] = []
+
+    def generate_batch(self, prompts: list, *, max_tokens: list, temperature: float = 0.0) -> list:
+        self.batches.append(len(prompts))
+        return [self.generate(p, max_tokens=m) for p, m in zip(prompts, max_tokens, strict=True)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_utterances_are_sent_in_batches_with_the_same_draft(size: int) -> None:
+    one = NoteDrafter(note_template(), FakeLlm(answer), DraftOptions(batch_size=1)).draft(CONSULT)
+    engine = BatchingLlm(answer)
+    drafter = NoteDrafter(note_template(), engine, DraftOptions(batch_size=size))
+    draft = drafter.draft(CONSULT)
+    assert draft.text == one.text and not draft.extractive
+    # three utterances to draft; a batch of one is a plain call
+    assert engine.batches == {1: [], 2: [2], 4: [3]}[size]
+    assert drafter.timing.llm_calls == 3

@@ -312,6 +312,49 @@ def test_sampling_at_temperature(ct2_engine: Any) -> None:
     assert 0 < gen.tokens <= 8
 
 
+def test_batched_generation_matches_one_by_one(ct2_f32_engine: Any) -> None:
+    """generate_batch gives each prompt its own greedy answer and its own length limit."""
+    prompts = [MESSAGES, [MESSAGES[0], ChatMessage("user", "Hoste i en uke, ingen feber.")],
+               [MESSAGES[0], ChatMessage("user", "Vondt i kneet etter fotball.")]]
+    limits = [40, 6, 24]
+    batch = ct2_f32_engine.generate_batch(prompts, max_tokens=limits)
+    single = [ct2_f32_engine.generate(p, max_tokens=m) for p, m in zip(prompts, limits, strict=True)]
+    assert [g.tokens for g in batch] == [g.tokens for g in single]
+    for b, s, limit in zip(batch, single, limits, strict=True):
+        assert b.tokens <= limit and b.prompt_tokens == s.prompt_tokens
+        # padding in a batch may flip a close call in the last digits; the text stays the same
+        assert difflib.SequenceMatcher(None, b.text, s.text).ratio() >= 0.8
+    assert batch[1].finish_reason == "length" and batch[1].tokens == 6
+    assert ct2_f32_engine.generate_batch([], max_tokens=[]) == []
+
+
+def test_generate_many_batches_where_the_engine_can() -> None:
+    from summarize.llm.base import generate_many
+
+    class OneByOne:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+            self.batches: list[int] = []
+
+        def generate(self, messages: list[ChatMessage], *, max_tokens: int, temperature: float) -> Generation:
+            self.calls.append(max_tokens)
+            return Generation(messages[-1].content.upper(), 1, 0.1)
+
+    class Batching(OneByOne):
+        def generate_batch(self, prompts: Any, *, max_tokens: Any, temperature: float) -> list[Generation]:
+            self.batches.append(len(prompts))
+            return [Generation(p[-1].content[::-1], 1, 0.1) for p in prompts]
+
+    prompts = [[ChatMessage("user", "ab")], [ChatMessage("user", "cd")]]
+    one = OneByOne()
+    assert [g.text for g in generate_many(one, prompts, max_tokens=[5, 7])] == ["AB", "CD"]  # type: ignore[arg-type]
+    assert one.calls == [5, 7]
+    many = Batching()
+    assert [g.text for g in generate_many(many, prompts, max_tokens=[5, 7])] == ["ba", "dc"]  # type: ignore[arg-type]
+    assert many.batches == [2] and many.calls == []
+    assert [g.text for g in generate_many(many, prompts[:1], max_tokens=[5])] == ["AB"]  # type: ignore[arg-type]
+
+
 def test_transformers_and_ctranslate2_agree_on_greedy_text(
     hf_engine: Any, ct2_f32_engine: Any, ct2_engine: Any
 ) -> None:
@@ -412,6 +455,16 @@ def test_openai_streams_the_reply(llm_server: Any) -> None:
     assert body["stream"] is True and body["model"] == "test-model" and body["max_tokens"] == 200
     assert body["messages"] == [{"role": m.role, "content": m.content} for m in MESSAGES]
     assert "Authorization" not in last["headers"]
+
+
+def test_openai_batch_sends_concurrent_requests(llm_server: Any) -> None:
+    server = llm_server("ok", "--reply", REPLY)
+    engine = _openai(server.base_url)
+    try:
+        gens = engine.generate_batch([MESSAGES, MESSAGES[:1], MESSAGES], max_tokens=[200, 50, 200])
+    finally:
+        engine.close()
+    assert [g.text for g in gens] == [REPLY] * 3 and all(g.finish_reason == "stop" for g in gens)
 
 
 def test_openai_api_key_reaches_the_server_and_never_the_logs(
