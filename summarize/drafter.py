@@ -97,6 +97,8 @@ class DraftOptions:
             small local models do well, and it drafts as the consultation goes on);
             ``"note"``: the model writes the whole note (or a chunk's part of it) under
             the template's headings in one call (for larger models that summarise well).
+        keep_uncovered: (``lines``) sentences of an utterance the model left out are kept
+            as said (the patient's in «quotes»), so a skipped fact is never lost.
         batch_size: utterances sent to the model together (``lines``); 0 = what the
             engine prefers (``preferred_batch``: concurrent requests to an LLM server,
             a batch on a GPU, one by one on a CPU, where batching measured no faster).
@@ -109,6 +111,7 @@ class DraftOptions:
     add_omitted: bool = True
     strategy: str = "lines"
     batch_size: int = 0
+    keep_uncovered: bool = True
 
 
 @dataclass(slots=True)
@@ -464,6 +467,8 @@ class NoteDrafter:
             for unit, text in zip(batch, texts, strict=True):
                 parsed = lines.parse_lines(self.template, text, unit)
                 self.timing.unusable += not parsed and not lines.says_nothing(text)
+                if self.options.keep_uncovered:
+                    parsed = lines.backstop(self.template, unit, parsed)
                 out.append(parsed)
         return out
 

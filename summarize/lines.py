@@ -131,6 +131,18 @@ def units(utterances: Sequence[Utterance], before: Utterance | None = None) -> l
             out.append(Unit(u, question))
     return out
 
+# The examples' own topics: a line using one of these words when the utterance did not
+# was copied from the examples ("Svimmelhet i 3 måneder" for a depressed patient).
+# Journal words the examples teach (henvist, kontroll, trolig, ...) are not listed.
+EXAMPLE_TOPICS = {
+    "nb": ("nattesvette", "svimmel", "svimmelhet", "paracet", "paracetamol", "ryggen", "ryggsmerter", "hjertet",
+           "bilyd", "blodtrykket", "hemoglobinet", "skulderen", "betennelse", "ultralyd", "zyrtec", "kvelden",
+           "hytta"),
+    "nn": ("nattesveitte", "svimmel", "svimmelheit", "paracet", "paracetamol", "ryggen", "ryggsmerter", "hjartet",
+           "bilyd", "blodtrykket", "hemoglobinet", "skuldra", "betennelse", "ultralyd", "zyrtec", "kvelden",
+           "hytta"),
+}
+
 
 def _titles(template: object) -> dict[str, str]:
     return {s.id: s.title for s in template.sections}  # type: ignore[attr-defined]
@@ -200,6 +212,104 @@ def grounded(sentence: str, source: str, min_share: float = 0.5) -> bool:
     return hits >= min_share * len(have)
 
 
+def _matches(words: set[str], source_words: set[str]) -> bool:
+    return any(w in source_words or any(_same_word(w, v) for v in source_words) for w in words)
+
+
+def copied_from_examples(line: str, source: str, lang: str = "nb") -> bool:
+    """The line uses a topic word of the worked examples that the source does not."""
+    src = _stems(source)
+    return any(w in EXAMPLE_TOPICS[lang] and not _matches({w}, src) for w in _stems(line))
+
+
+_NO_ANSWER = re.compile(r"^\W*(nei|aldri|ingen|inga|ikke|ikkje)\b", re.I)
+
+
+def negation_supported(line: str, unit: Unit) -> bool:
+    """A negated line ("Ingen låsninger.") needs a negation about the same thing: a
+    sentence with a negation and one of the line's words ("Det har ikke låst seg"), or a
+    "nei" answer to a question with one of them ("Nattesvette?" – "Nei")."""
+    from summarize.drafter import _SENTENCE_SPLIT
+
+    words = _stems(line)
+    for sentence in _SENTENCE_SPLIT.split(unit.source):
+        if _NEGATION.search(sentence) and _matches(words, _stems(sentence)):
+            return True
+    return bool(unit.question and _NO_ANSWER.match(unit.utterance.text)
+                and _matches(words, _stems(unit.question.text)))
+
+
+# the clinician narrating the examination or instructing the patient: not journal content
+_PROCEDURAL = re.compile(
+    r"^(?:(?:ok(?:ei|ay)?|ja|nå|da|så|sånn|bra|fint|men)\b[ ,.]*)*(?:la meg|nå skal jeg|da skal jeg|"
+    r"jeg skal (?:bare )?(?:se|lytte|kjenne|undersøke|måle|teste|sjekke)|(?:nå|da) (?:tester|lytter|kjenner|ser|"
+    r"måler|sjekker|undersøker) jeg|legg deg|sett deg|pust|slapp av|bøy|strekk|kan du (?:legge|sette|puste|"
+    r"bøye|strekke|reise))\b", re.I)
+_FILLERS = re.compile(r"(?:,\s*)?\b(?:eh|ehm|øh|hm+|he(?:he)+|ha(?:ha)+|uff|liksom)\b(?:\s*\.{3})?", re.I)
+
+
+def without_fillers(sentence: str) -> str:
+    """"Men det føles ustabilt, liksom." → "Men det føles ustabilt." (eh, hm, hehe, liksom)."""
+    out = _FILLERS.sub("", sentence)
+    out = re.sub(r"\s+([,.!?])", r"\1", re.sub(r"\s{2,}", " ", out)).strip(" ,")
+    out = re.sub(r"^[,.]\s*", "", out)
+    return out[:1].upper() + out[1:] if out else out
+
+
+def negated_words(sentence: str) -> set[str]:
+    """Content words in the scope of a negation: the next four words after "ikke",
+    "ingen", "aldri" ... up to a comma, full stop or "men" ("aldri røykt", "ikke låst")."""
+    out: set[str] = set()
+    for m in _NEGATION.finditer(sentence):
+        scope = re.split(r"[,.;!?]|\bmen\b", sentence[m.end():], maxsplit=1)[0]
+        out |= _stems(" ".join(scope.split()[:4]))
+    return out
+
+
+def drops_a_negation(line: str, unit: Unit) -> bool:
+    """The line says what the speaker denied ("Røyk." for "Jeg har aldri røykt"): it
+    has no negation, and its words that occur in the utterance occur only negated."""
+    from summarize.drafter import _SENTENCE_SPLIT
+
+    if _NEGATION.search(line):
+        return False
+    words = _stems(line)
+    plain: set[str] = set()
+    negated: set[str] = set()
+    for sentence in _SENTENCE_SPLIT.split(normalize_numbers(unit.utterance.text)):
+        neg = negated_words(sentence)
+        negated |= neg
+        plain |= _stems(sentence) - neg
+    hit = {w for w in words if _matches({w}, negated | plain)}
+    return bool(hit) and all(_matches({w}, negated) and not _matches({w}, plain) for w in hit)
+
+
+def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3) -> list[str]:
+    """Sentences of the utterance whose content the model's lines left out: more than
+    half of their content words, or two, appear in none of the lines. A sentence needs
+    ``min_words`` content words (the patient's two: "Det føles ustabilt"; one if it
+    denies something: "Jeg har aldri røykt"); questions, short replies ("Ja, helt
+    håpløst.") and the clinician narrating the examination ("La meg undersøke kneet.")
+    do not count. Fillers are removed."""
+    from summarize.drafter import _SENTENCE_SPLIT
+
+    covered = set().union(*(_stems(x) for x in lines)) if lines else set()
+    clinician = unit.utterance.speaker not in ("pasient", "pårørende")
+    least = min_words if clinician else min_words - 1
+    out = []
+    for sentence in _SENTENCE_SPLIT.split(normalize_numbers(" ".join(unit.utterance.text.split()))):
+        sentence = without_fillers(sentence.strip())
+        words = _stems(sentence)
+        negation = bool(_NEGATION.search(sentence))  # "Jeg har aldri røykt.": short, but it matters
+        if (sentence.endswith(("?", "–")) or len(words) < (1 if negation else least)
+                or (clinician and _PROCEDURAL.match(sentence))):
+            continue
+        new = [w for w in words if not _matches({w}, covered)]
+        if len(new) * 2 > len(words) or len(new) >= 2 or (negation and set(new) & negated_words(sentence)):
+            out.append(sentence)
+    return out
+
+
 _DOSE_UNITS = frozenset({"mg", "g", "µg", "mcg", "mikrogram", "ml", "ie", "mmol", "tablett", "tabletter", "dråper"})
 
 
@@ -249,6 +359,7 @@ def parse_lines(template: object, text: str, unit: Unit) -> list[tuple[str, str]
     )
     ids = {s.id for s in sections}
     patient = unit.utterance.speaker in ("pasient", "pårørende")
+    lang = "nn" if getattr(template, "language", "nb") == "nn" else "nb"
     out: list[tuple[str, str]] = []
     for raw in text.splitlines():
         line = raw.strip().lstrip("-*• ").strip()
@@ -259,14 +370,19 @@ def parse_lines(template: object, text: str, unit: Unit) -> list[tuple[str, str]
             if line.lower().startswith(name) and line[len(name):].lstrip().startswith(":"):
                 sid, line = key, line[len(name):].lstrip()[1:].strip()
                 break
-        if sid is None:
-            if ":" in line.split(" ", 1)[0]:
-                continue  # a section the template does not have: unsure where it goes
+        label = re.match(r"^(lege|pasient|pårørende|taler)\s*:\s*", line, re.I)
+        if sid is None and label:  # the model echoed a speaker
+            line = line[label.end():]
+        if sid is None:  # no heading, or a label the template has no section for ("Alkohol: ...")
             sid = "anamnese" if patient and "anamnese" in ids else sections[0].id
         if not line or NONE_LINE.match(line) or not grounded(line, unit.source):
             continue
-        if _NEGATION.search(line) and not _NEGATION.search(unit.source):
+        if copied_from_examples(line, unit.source, lang):
+            continue
+        if _NEGATION.search(line) and not negation_supported(line, unit):
             continue  # "Ingen feber." when nobody said no: a negation the model made up
+        if drops_a_negation(line, unit):
+            continue  # "Røyk." for "jeg har aldri røykt"
         sid = place(sid, line, unit, ids)
         if not line.endswith((".", "!", "?")):
             line += "."
@@ -282,3 +398,37 @@ def says_nothing(text: str) -> bool:
 def max_tokens_for(unit_tokens: int, cap: int) -> int:
     """Output budget for one utterance: journal lines are shorter than speech."""
     return max(32, min(cap, 24 + unit_tokens))
+
+
+def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The model's lines plus what it left out of ``unit`` as the speaker said it (see
+    :func:`uncovered`): the patient's or a relative's words in «quotes» in the history
+    (or medicines), the clinician's placed by cue words. A model line whose words all
+    occur in such a sentence is then a repeat and goes. A small model skips facts
+    ("Lachman positiv" without "bløtt endepunkt"); the clinician would rather delete a
+    sentence than miss one."""
+    from summarize.drafter import _section_for
+
+    ids = [s.id for s in template.sections]  # type: ignore[attr-defined]
+    speaker = unit.utterance.speaker
+    added: list[tuple[str, str]] = []
+    gone: set[int] = set()
+    for sentence in uncovered(unit, [x for _, x in parsed]):
+        if speaker in ("pasient", "pårørende"):
+            sid = "legemidler" if "legemidler" in ids and _has_drug_or_dose(sentence) else (
+                "anamnese" if "anamnese" in ids else ids[0])
+            text = f"«{sentence}»"
+        else:
+            sid, text = _section_for(sentence, speaker, ids), sentence
+        words = _stems(sentence)
+        repeats = [i for i, (_, x) in enumerate(parsed) if i not in gone and _within(x, words)]
+        if repeats:  # the sentence replaces the model's shorter line, in the model's section
+            sid = parsed[repeats[0]][0] if speaker not in ("pasient", "pårørende") else sid
+            gone.update(repeats)
+        added.append((sid, text))
+    return [x for i, x in enumerate(parsed) if i not in gone] + added
+
+
+def _within(line: str, words: set[str]) -> bool:
+    own = _stems(line)
+    return bool(own) and all(_matches({w}, words) for w in own)

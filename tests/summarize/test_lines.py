@@ -69,6 +69,64 @@ def test_the_patient_cannot_give_findings_and_an_unsaid_negation_is_dropped() ->
     assert got == [("anamnese", "Feber og hoste i 4 dager."), ("anamnese", "Hoste.")]
 
 
+def test_a_negation_needs_a_negation_about_the_same_thing() -> None:
+    tpl = note_template()
+    q = Utterance(7, "Har du hatt nattesvette?", speaker="lege")
+    no = lines.Unit(Utterance(8, "Nei. Men jeg er sliten.", speaker="pasient"), q)
+    assert lines.parse_lines(tpl, "Anamnese: Ingen nattesvette.", no) == [("anamnese", "Ingen nattesvette.")]
+    wine = lines.Unit(Utterance(9, "Et glass vin i helgene. Ikke mer.", speaker="pasient"),
+                      Utterance(10, "Alkohol?", speaker="lege"))
+    # "Ikke mer" is not "no alcohol"; a label the template lacks is kept with its line
+    assert lines.parse_lines(tpl, "Anamnese: Ingen alkohol.\nAlkohol: 1 glass vin i helgene.", wine) == [
+        ("anamnese", "Alkohol: 1 glass vin i helgene.")]
+    knee = lines.Unit(Utterance(11, "Det har ikke låst seg.", speaker="pasient"))
+    assert lines.parse_lines(tpl, "Ingen låsninger.", knee) == [("anamnese", "Ingen låsninger.")]
+
+
+def test_topics_copied_from_the_worked_examples_are_dropped() -> None:
+    unit = lines.Unit(Utterance(12, "Jeg har vært nedfor i 3 måneder.", speaker="pasient"))
+    got = lines.parse_lines(note_template(), "Anamnese: Svimmelhet i 3 måneder.\nAnamnese: Nedfor i 3 måneder.\n"
+                                             "Pasient: nedfor i 3 måneder", unit)
+    assert got == [("anamnese", "Nedfor i 3 måneder."), ("anamnese", "Nedfor i 3 måneder.")]
+    said = lines.Unit(Utterance(13, "Jeg blir svimmel når jeg reiser meg.", speaker="pasient"))
+    assert lines.parse_lines(note_template(), "Svimmelhet ved oppreisning.", said) == [
+        ("anamnese", "Svimmelhet ved oppreisning.")]
+
+
+def test_what_the_model_left_out_is_kept_as_said() -> None:
+    tpl = note_template()
+    unit = lines.Unit(Utterance(14, "Jeg sover dårlig. Jeg har gått ned fire kilo, eh, tror jeg. Ja, det skal jeg.",
+                                speaker="pasient"), Utterance(15, "Hvordan sover du?", speaker="lege"))
+    parsed = lines.parse_lines(tpl, "Anamnese: Sover dårlig.", unit)
+    assert lines.backstop(tpl, unit, parsed) == [("anamnese", "Sover dårlig."),
+                                                 ("anamnese", "«Jeg har gått ned 4 kg, tror jeg.»")]
+    doc = lines.Unit(Utterance(16, "La meg lytte på lungene. Det tilsvarer en moderat depresjon. Vi ses om 2 uker.",
+                               speaker="lege"))
+    assert lines.backstop(tpl, doc, [("plan", "Kontroll om 2 uker.")]) == [
+        ("plan", "Kontroll om 2 uker."), ("vurdering", "Det tilsvarer en moderat depresjon.")]
+    covered = [("vurdering", "Moderat depresjon."), ("plan", "Kontroll om 2 uker.")]
+    assert lines.backstop(tpl, doc, covered) == covered
+
+
+def test_a_dropped_detail_brings_its_sentence_and_the_shorter_line_goes() -> None:
+    tpl = note_template()
+    doc = lines.Unit(Utterance(17, "Lachman er positiv på høyre side, med bløtt endepunkt.", speaker="lege"))
+    assert lines.backstop(tpl, doc, [("funn", "Lachman positiv på høyre side.")]) == [
+        ("funn", "Lachman er positiv på høyre side, med bløtt endepunkt.")]
+
+
+def test_a_line_saying_what_was_denied_is_replaced_by_the_denial() -> None:
+    tpl = note_template()
+    unit = lines.Unit(Utterance(18, "Nei, jeg har aldri røykt. Men jeg hoster.", speaker="pasient"),
+                      Utterance(19, "Røyker du?", speaker="lege"))
+    assert lines.negated_words("Nei, jeg har aldri røykt. Men jeg hoster.") == {"røykt"}
+    parsed = lines.parse_lines(tpl, "Anamnese: Røyk.\nAnamnese: Hoster.", unit)
+    assert parsed == [("anamnese", "Hoster.")]  # "Røyk." turned a denial into its opposite
+    assert lines.backstop(tpl, unit, parsed) == [("anamnese", "Hoster."), ("anamnese", "«Nei, jeg har aldri røykt.»")]
+    pain = lines.Unit(Utterance(20, "Ingen feber, men hoste i tre dager.", speaker="pasient"))
+    assert lines.parse_lines(tpl, "Hoste i 3 dager.", pain) == [("anamnese", "Hoste i 3 dager.")]
+
+
 def test_a_line_without_a_drug_or_dose_is_not_a_medicine() -> None:
     tpl = note_template()
     unit = lines.Unit(Utterance(6, "Ta to tabletter paracetamol, og kom tilbake om en uke.", speaker="lege"))
