@@ -400,6 +400,22 @@ def max_tokens_for(unit_tokens: int, cap: int) -> int:
     return max(32, min(cap, 24 + unit_tokens))
 
 
+_TAG_QUESTION = re.compile(r"[,\s]*(?:stemmer det|ikke sant|ikkje sant|er det riktig|er det rett|sant)\s*[?–]\s*$", re.I)
+_YES = re.compile(r"^\W*(?:ja|jo|jepp|stemmer|det stemmer|riktig|det er riktig)\b", re.I)
+
+
+def confirmed(unit: Unit) -> str | None:
+    """The statement of a tag question the patient confirmed: "Du har hatt type
+    2-diabetes i 9 år, stemmer det?" – "Ja" → "Du har hatt type 2-diabetes i 9 år"."""
+    q = unit.question
+    if q is None or not _YES.match(unit.utterance.text):
+        return None
+    tag = _TAG_QUESTION.search(q.text)
+    if not tag:
+        return None
+    return normalize_numbers(q.text[: tag.start()].strip().rstrip(",.")) or None
+
+
 def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The model's lines plus what it left out of ``unit`` as the speaker said it (see
     :func:`uncovered`): the patient's or a relative's words in «quotes» in the history
@@ -426,6 +442,9 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]]) -> lis
             sid = parsed[repeats[0]][0] if speaker not in ("pasient", "pårørende") else sid
             gone.update(repeats)
         added.append((sid, text))
+    statement = confirmed(unit)
+    if statement and uncovered(Unit(Utterance(-1, statement + ".", speaker="pasient")), [x for _, x in parsed + added]):
+        added.insert(0, ("anamnese" if "anamnese" in ids else ids[0], f"{statement} (bekreftet)."))
     return [x for i, x in enumerate(parsed) if i not in gone] + added
 
 

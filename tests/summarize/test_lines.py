@@ -241,3 +241,15 @@ def test_utterances_are_sent_in_batches_with_the_same_draft(size: int) -> None:
     # three utterances to draft; a batch of one is a plain call
     assert engine.batches == {1: [], 2: [2], 4: [3]}[size]
     assert drafter.timing.llm_calls == 3
+
+
+def test_a_confirmed_tag_question_is_kept_as_a_confirmed_statement() -> None:
+    tpl = note_template()
+    q = Utterance(21, "Du har hatt type 2-diabetes i ni år nå, stemmer det?", speaker="lege")
+    yes = lines.Unit(Utterance(22, "Ja, det stemmer.", speaker="pasient"), q)
+    assert lines.backstop(tpl, yes, []) == [("anamnese", "Du har hatt type 2-diabetes i 9 år nå (bekreftet).")]
+    # already in the model's lines, denied, or not a tag question: nothing added
+    assert lines.backstop(tpl, yes, [("anamnese", "Type 2-diabetes i 9 år.")]) == [("anamnese", "Type 2-diabetes i 9 år.")]
+    assert lines.confirmed(lines.Unit(Utterance(23, "Nei, i fem år.", speaker="pasient"), q)) is None
+    plain = Utterance(24, "Har du hatt diabetes lenge?", speaker="lege")
+    assert lines.confirmed(lines.Unit(Utterance(25, "Ja.", speaker="pasient"), plain)) is None
