@@ -98,7 +98,10 @@ class DraftOptions:
             ``"note"``: the model writes the whole note (or a chunk's part of it) under
             the template's headings in one call (for larger models that summarise well).
         keep_uncovered: (``lines``) sentences of an utterance the model left out are kept
-            as said (the patient's in «quotes»), so a skipped fact is never lost.
+            as said (the patient's in «quotes»), so a skipped fact is never lost; not
+            for utterances whose mean ASR word probability is below
+            ``backstop_min_probability`` (the embedded Whisper on the shared synthesized
+            audio: 0.04–0.64; garbled words would go into the note).
         batch_size: utterances sent to the model together (``lines``); 0 = what the
             engine prefers (``preferred_batch``: concurrent requests to an LLM server,
             a batch on a GPU, one by one on a CPU, where batching measured no faster).
@@ -112,6 +115,7 @@ class DraftOptions:
     strategy: str = "lines"
     batch_size: int = 0
     keep_uncovered: bool = True
+    backstop_min_probability: float = 0.7
 
 
 @dataclass(slots=True)
@@ -468,7 +472,7 @@ class NoteDrafter:
                 parsed = lines.parse_lines(self.template, text, unit)
                 self.timing.unusable += not parsed and not lines.says_nothing(text)
                 if self.options.keep_uncovered:
-                    parsed = lines.backstop(self.template, unit, parsed)
+                    parsed = lines.backstop(self.template, unit, parsed, self.options.backstop_min_probability)
                 out.append(parsed)
         return out
 

@@ -416,14 +416,29 @@ def confirmed(unit: Unit) -> str | None:
     return normalize_numbers(q.text[: tag.start()].strip().rstrip(",.")) or None
 
 
-def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def asr_confidence(u: Utterance) -> float | None:
+    """Mean ASR word probability of the utterance (None: not from ASR, e.g. typed or oracle)."""
+    probs = [w.probability for w in u.words if getattr(w, "probability", None) is not None]
+    return sum(probs) / len(probs) if probs else None
+
+
+def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
+             min_probability: float = 0.7) -> list[tuple[str, str]]:
     """The model's lines plus what it left out of ``unit`` as the speaker said it (see
     :func:`uncovered`): the patient's or a relative's words in «quotes» in the history
     (or medicines), the clinician's placed by cue words. A model line whose words all
     occur in such a sentence is then a repeat and goes. A small model skips facts
     ("Lachman positiv" without "bløtt endepunkt"); the clinician would rather delete a
-    sentence than miss one."""
+    sentence than miss one.
+
+    Not for an utterance the ASR was unsure of (mean word probability below
+    ``min_probability``): its words would go into the note garbled; the clinician sees it
+    in the transcript with its uncertain words marked."""
     from summarize.drafter import _section_for
+
+    confidence = asr_confidence(unit.utterance)
+    if confidence is not None and confidence < min_probability:
+        return parsed
 
     ids = [s.id for s in template.sections]  # type: ignore[attr-defined]
     speaker = unit.utterance.speaker

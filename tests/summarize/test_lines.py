@@ -253,3 +253,18 @@ def test_a_confirmed_tag_question_is_kept_as_a_confirmed_statement() -> None:
     assert lines.confirmed(lines.Unit(Utterance(23, "Nei, i fem år.", speaker="pasient"), q)) is None
     plain = Utterance(24, "Har du hatt diabetes lenge?", speaker="lege")
     assert lines.confirmed(lines.Unit(Utterance(25, "Ja.", speaker="pasient"), plain)) is None
+
+
+def test_no_backstop_for_an_utterance_the_asr_was_unsure_of() -> None:
+    from asr.types import Word
+
+    tpl = note_template()
+    text = "Jeg har gått ned fire kilo i vekt."
+
+    def unit(p: float) -> lines.Unit:
+        words = tuple(Word(w, i, i + 0.5, p) for i, w in enumerate(text.split()))
+        return lines.Unit(Utterance(26, text, speaker="pasient", words=words))
+
+    assert lines.backstop(tpl, unit(0.3), []) == []  # garbled ASR stays in the transcript, not the note
+    assert lines.backstop(tpl, unit(0.95), []) == [("anamnese", "«Jeg har gått ned 4 kg i vekt.»")]
+    assert lines.asr_confidence(Utterance(27, text)) is None  # typed or oracle text: no gate
