@@ -286,14 +286,18 @@ def drops_a_negation(line: str, unit: Unit) -> bool:
 
 def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3) -> list[str]:
     """Sentences of the utterance whose content the model's lines left out: more than
-    half of their content words, or two, appear in none of the lines. A sentence needs
+    half of their content words, or two, appear in none of the lines, or a drug named
+    in it is named in none of them (the substance, not only its group). A sentence needs
     ``min_words`` content words (the patient's two: "Det føles ustabilt"; one if it
     denies something: "Jeg har aldri røykt"); questions, short replies ("Ja, helt
     håpløst.") and the clinician narrating the examination ("La meg undersøke kneet.")
     do not count. Fillers are removed."""
     from summarize.drafter import _SENTENCE_SPLIT
 
+    from summarize.verify import find_drugs
+
     covered = set().union(*(_stems(x) for x in lines)) if lines else set()
+    named = set(find_drugs(" ".join(lines), fuzzy=False))
     clinician = unit.utterance.speaker not in ("pasient", "pårørende")
     least = min_words if clinician else min_words - 1
     out = []
@@ -305,7 +309,10 @@ def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3) -> list[str]
                 or (clinician and _PROCEDURAL.match(sentence))):
             continue
         new = [w for w in words if not _matches({w}, covered)]
-        if len(new) * 2 > len(words) or len(new) >= 2 or (negation and set(new) & negated_words(sentence)):
+        # "fenoksymetylpenicillin" became "Penicillin" (the group named alone is fine when the substance is there)
+        lost_drug = [d for d in find_drugs(sentence, fuzzy=False) if not any(d in n for n in named)]
+        if (len(new) * 2 > len(words) or len(new) >= 2 or lost_drug
+                or (negation and set(new) & negated_words(sentence))):
             out.append(sentence)
     return out
 

@@ -54,12 +54,24 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any) -> list[Utterance]
                 continue  # social on its own (a greeting, the cabin, the match)
             if cues.social:  # both: drop the social clauses ("... med is på kneet og sett fotball")
                 clauses = _CLAUSES.split(p)
-                kept = [c for c in clauses if not (smalltalk.analyse(c).social and not smalltalk.analyse(c).clinical)]
+                kept = [c if not (smalltalk.analyse(c).social and not smalltalk.analyse(c).clinical)
+                        else _onset(c) for c in clauses]
                 p = ", ".join(c.strip().rstrip(".,") for c in kept if c.strip()) + "."
             keep.append(p)
         text = " ".join(keep) or u.text
         out.append(Utterance(u.id, text, u.start, u.end, u.speaker, u.words))
     return out
+
+
+_ONSET = re.compile(r"\bfor\s+(?:\S+\s+){1,3}?(?:dag|dager|døgn|uke|uker|veke|veker|måned|måneder|månad|"
+                    r"månader|år|time|timer)\s+siden\b", re.I)
+
+
+def _onset(clause: str) -> str:
+    """What a social clause says about onset ("i en kamp for tre uker siden" keeps
+    "for tre uker siden"): when it started is history, where it happened is chat."""
+    m = _ONSET.search(clause)
+    return m.group(0) if m else ""
 
 
 _UNSAFE = ("unsupported_number", "unsupported_drug", "unsupported_laterality", "unsupported_date")

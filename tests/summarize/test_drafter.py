@@ -158,3 +158,16 @@ def test_model_sentences_with_unsaid_doses_or_drugs_are_removed_and_flagged() ->
     assert {"unsupported_number", "unsupported_drug", "removed_unsupported"} <= kinds
     details = {f.detail for f in draft.flags if f.kind == "unsupported_number"}
     assert "Ibuprofen 800 mg." in details  # the clinician sees what was taken out
+
+
+def test_social_clauses_go_but_when_it_started_stays() -> None:
+    from summarize.note import clean_mixed
+    from summarize.smalltalk import SmallTalkFilter
+
+    st = SmallTalkFilter()
+    utts = [Utterance(0, "Hvordan skjedde det?", speaker="lege"),
+            Utterance(1, "Vi lå på tredjeplass. Men så, i en kamp for tre uker siden, vridde jeg høyre kne.",
+                      speaker="pasient")]
+    text = " ".join(u.text for u in clean_mixed(st.filter(utts), st))
+    assert "for tre uker siden" in text and "vridde jeg høyre kne" in text
+    assert "kamp" not in text and "tredjeplass" not in text

@@ -268,3 +268,14 @@ def test_no_backstop_for_an_utterance_the_asr_was_unsure_of() -> None:
     assert lines.backstop(tpl, unit(0.3), []) == []  # garbled ASR stays in the transcript, not the note
     assert lines.backstop(tpl, unit(0.95), []) == [("anamnese", "«Jeg har gått ned 4 kg i vekt.»")]
     assert lines.asr_confidence(Utterance(27, text)) is None  # typed or oracle text: no gate
+
+
+def test_a_drug_named_only_by_its_group_brings_the_sentence_with_the_substance() -> None:
+    tpl = note_template()
+    doc = lines.Unit(Utterance(21, "Du får penicillin, altså fenoksymetylpenicillin, én komma tre gram "
+                                   "fire ganger om dagen i fem dager.", speaker="lege"))
+    short = [("legemidler", "Penicillin 1,3 g x 4 i 5 dager.")]
+    assert lines.backstop(tpl, doc, short) == [
+        ("legemidler", "Du får penicillin, altså fenoksymetylpenicillin, 1,3 g 4 ganger om dagen i 5 dager.")]
+    named = [("legemidler", "Fenoksymetylpenicillin 1,3 g 4 ganger daglig i 5 dager.")]
+    assert lines.backstop(tpl, doc, named) == named
