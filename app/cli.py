@@ -77,6 +77,9 @@ def _build_parser() -> argparse.ArgumentParser:
     n.add_argument("--language", help="ASR language: no (default), nn, en or auto")
     n.add_argument("--json", action="store_true", help="the draft as one JSON object")
 
+    from app.gui.run import add_app_parser
+
+    add_app_parser(sub)
     from app.cli_templates import add_templates_parser
 
     add_templates_parser(sub)
@@ -398,6 +401,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "devices": cmd_devices,
     "models": cmd_models_dispatch,
     "note": cmd_note,
+    "app": lambda args: __import__("app.gui.run", fromlist=["cmd_app"]).cmd_app(args),
     "templates": lambda args: __import__("app.cli_templates", fromlist=["cmd_templates"]).cmd_templates(args),
 }
 
@@ -406,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if not args.command:
-        parser.print_help()
-        return 0
+        args.command = "app"  # `scribe` alone opens the window
     _configure_logging(args.debug, args.verbose)
     try:
         return COMMANDS[args.command](args)

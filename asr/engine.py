@@ -6,6 +6,7 @@ It creates one :class:`StreamingTranscriber` per session and offers the offline
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,12 +58,20 @@ class AsrEngine:
     def compute_type(self) -> str:
         return self.choice.compute_type
 
-    def decoder(self) -> WhisperDecoder:
-        return WhisperDecoder(self.model, self.config.decode)
+    def decoder(self, vocabulary: tuple[str, ...] = ()) -> WhisperDecoder:
+        """A decoder on the loaded model; ``vocabulary`` (a template's drug names) is
+        added to the configured prompt words for this session only."""
+        opts = self.config.decode
+        if vocabulary:
+            words = tuple(dict.fromkeys((*opts.vocabulary, *vocabulary)))
+            opts = dataclasses.replace(opts, vocabulary=words)
+        return WhisperDecoder(self.model, opts)
 
-    def transcriber(self, clock: Callable[[], float] | None = None) -> StreamingTranscriber:
+    def transcriber(
+        self, clock: Callable[[], float] | None = None, vocabulary: tuple[str, ...] = ()
+    ) -> StreamingTranscriber:
         return StreamingTranscriber(
-            self.decoder(), self.config.streaming, self.config.vad, clock=clock
+            self.decoder(vocabulary), self.config.streaming, self.config.vad, clock=clock
         )
 
     def transcribe_offline(self, audio: np.ndarray, beam_size: int | None = None) -> list[Word]:

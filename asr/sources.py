@@ -429,3 +429,48 @@ class SoundDeviceSource:
     def close(self) -> None:
         self._closed.set()
         self._queue.put(None)
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of a block in dBFS (-100 for silence)."""
+    if len(samples) == 0:
+        return -100.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return max(-100.0, 20.0 * float(np.log10(rms))) if rms > 0 else -100.0
+
+
+class GatedSource:
+    """A live source with Pause and a level meter.
+
+    While paused, what the device hears is dropped (not recorded); the chunks that are
+    kept are re-timed so the session's audio has no gap. ``on_level`` gets the dBFS of
+    every block, paused or not, so the meter shows the microphone works.
+    """
+
+    def __init__(self, source: AudioSource, on_level: Callable[[float], None] | None = None) -> None:
+        self.source = source
+        self.live = source.live
+        self.paused = threading.Event()
+        self._on_level = on_level
+
+    @property
+    def problem(self) -> Exception | None:
+        return getattr(self.source, "problem", None)
+
+    def chunks(self) -> Iterator[AudioChunk]:
+        position = 0.0
+        for chunk in self.source.chunks():
+            if self._on_level is not None:
+                self._on_level(level_dbfs(chunk.samples))
+            if self.paused.is_set():
+                continue
+            yield AudioChunk(chunk.samples, position)
+            position += chunk.duration
+
+    def close(self) -> None:
+        self.source.close()
+
+    def wipe(self) -> None:
+        wipe = getattr(self.source, "wipe", None)
+        if wipe is not None:
+            wipe()

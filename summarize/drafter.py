@@ -675,6 +675,32 @@ class IncrementalDrafter:
     def drafted_utterances(self) -> int:
         return len(self._lines) if self.lines else len(self._done_ids)
 
+    def preview(self, utterances: Sequence[Utterance]) -> NoteDraft | None:
+        """The note from the lines drafted so far (no model call; ``lines`` strategy
+        only): what the window shows while recording continues."""
+        from summarize import lines
+
+        if not self.lines or not utterances:
+            return None
+        with self._lock:
+            parts = [self._lines[k] for k in map(_unit_key, lines.units(utterances)) if k in self._lines]
+        if not parts:
+            return None
+        try:
+            return self.drafter.merge([self.drafter.collect(parts)], list(utterances))
+        except LlmError:  # only unusable answers so far
+            return None
+
+    def close(self) -> None:
+        """The session ended: stop the worker after its current call, forget every line."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        with self._lock:
+            self._lines.clear()
+            self._partials.clear()
+            self._done_ids.clear()
+
     def finish(self, utterances: Sequence[Utterance], dropped: int = 0) -> NoteDraft:
         """Stop the worker after its current call, draft the rest, merge (extractive on failure)."""
         self._stop.set()

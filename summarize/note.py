@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,16 +33,20 @@ class NoteResult:
         return self.draft.flags
 
 
-def clean_mixed(filtered: FilteredTranscript, smalltalk: Any) -> list[Utterance]:
+def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[int] = ()) -> list[Utterance]:
     """Kept utterances with their purely social sentences removed.
 
     A segment that mixes clinical and social content is kept whole by the filter (the
     clinician sees it); before drafting, its social sentences ("Fikk et par ørret, ja.")
     are left out so they cannot leak into the note. A sentence is removed only if the
-    social cue and no clinical cue of its own (judged alone, without context).
+    social cue and no clinical cue of its own (judged alone, without context). Segments
+    in ``keep`` (restored by the clinician) are kept whole.
     """
     out: list[Utterance] = []
     for u in filtered.kept_utterances:
+        if u.id in keep:
+            out.append(u)
+            continue
         parts = [p for p in _SENTENCES.split(u.text) if p.strip()]
         if len(parts) < 2 and not smalltalk.analyse(u.text).social:
             out.append(u)
@@ -160,14 +164,22 @@ class IncrementalNote:
         self.drafter = NoteDrafter(template, engine, options or DraftOptions())
         self.incremental = IncrementalDrafter(self.drafter, chunk_tokens=chunk_tokens)
 
-    def update(self, utterances: Sequence[Utterance]) -> None:
+    def _filter(self, utterances: Sequence[Utterance], restored: Collection[int]) -> FilteredTranscript:
         filtered = self.smalltalk.filter(list(utterances))
-        self.incremental.update(clean_mixed(filtered, self.smalltalk))
+        for sid in sorted(restored):  # segments the clinician put back
+            filtered = filtered.restore(sid)
+        return filtered
 
-    def finish(self, utterances: Sequence[Utterance]) -> NoteResult:
+    def update(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> None:
+        filtered = self._filter(utterances, restored)
+        self.incremental.update(clean_mixed(filtered, self.smalltalk, restored))
+
+    def finish(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteResult:
+        """The draft after Stop; may be called again after the clinician changed the
+        transcript (only what changed is drafted)."""
         t0 = time.perf_counter()
-        filtered = self.smalltalk.filter(list(utterances))
-        clean = clean_mixed(filtered, self.smalltalk)
+        filtered = self._filter(utterances, restored)
+        clean = clean_mixed(filtered, self.smalltalk, restored)
         draft = self.incremental.finish(clean, dropped=len(filtered.dropped))
         _verify(draft, clean, utterances, self.verifier)
         return NoteResult(
@@ -180,6 +192,15 @@ class IncrementalNote:
                 "tokens_per_s": round(self.drafter.timing.tokens_per_second, 2),
             },
         )
+
+    def preview(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteDraft | None:
+        """The draft so far while recording (only lines already drafted; no model call)."""
+        filtered = self._filter(utterances, restored)
+        return self.incremental.preview(clean_mixed(filtered, self.smalltalk, restored))
+
+    def close(self) -> None:
+        """The session ended (approved or discarded): nothing it drafted stays in memory."""
+        self.incremental.close()
 
 
 def note_json(

@@ -14,6 +14,8 @@ A template is one file ``<id>.md.j2`` in a template directory::
         title: Anamnese
         instruction: Kun symptomer og sykehistorie pasienten forteller. ...
         required: true
+    changes:                      # change log (optional; the template editor appends)
+      - {version: "1.0.1", date: "2026-11-24", note: Rettet skrivefeil}
     ---
     {% extends "_base.md.j2" %}
 
@@ -38,7 +40,7 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib.metadata import version as package_version
@@ -149,6 +151,33 @@ class SectionMeta(BaseModel):
         return _clean_words(v)
 
 
+class ChangeMeta(BaseModel):
+    """One entry of the optional change log (``changes:``), appended by the template editor."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    version: str
+    date: str
+    note: str = Field(min_length=1, max_length=500)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> str:
+        if not isinstance(v, str) or not _SEMVER.match(v.strip()):
+            raise ValueError(f'version {v!r} must be a quoted semantic version like "1.0.1"')
+        return v.strip()
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date(cls, v: Any) -> str:
+        if isinstance(v, _dt.date) and not isinstance(v, _dt.datetime):
+            return v.isoformat()
+        try:
+            return _dt.date.fromisoformat(str(v).strip()).isoformat()
+        except ValueError:
+            raise ValueError(f"date {v!r} must be a date like 2026-11-24") from None
+
+
 class TemplateMeta(BaseModel):
     """The front matter of a template."""
 
@@ -161,6 +190,7 @@ class TemplateMeta(BaseModel):
     description: str = ""
     vocabulary: list[str] = Field(default_factory=list)
     sections: list[SectionMeta] = Field(min_length=1)
+    changes: list[ChangeMeta] = Field(default_factory=list)  # change log, oldest first
 
     @field_validator("id")
     @classmethod
@@ -229,6 +259,9 @@ class NoteTemplate:
     vocabulary: tuple[str, ...]
     path: Path
     search_path: tuple[Path, ...] = field(default=(), repr=False)
+    # (file name, text) of files not (yet) on disk that hide files of that name in the
+    # search path, e.g. the unsaved text in the template editor (see check_template_text)
+    sources: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     # -- convenience ------------------------------------------------------------------
     @property
@@ -264,7 +297,7 @@ class NoteTemplate:
     # -- rendering --------------------------------------------------------------------
     @cached_property
     def _env(self) -> jinja2.Environment:
-        return _environment(self.search_path or (self.path.parent,))
+        return _environment(self.search_path or (self.path.parent,), dict(self.sources))
 
     def context(self, draft: NoteDraft, meta: dict[str, Any] | None = None) -> dict[str, Any]:
         """The variables a template body sees (see templates_notes/README.md)."""
@@ -396,14 +429,23 @@ def _mask_front_matter(source: str) -> str:
 
 
 class _FrontMatterLoader(jinja2.FileSystemLoader):
+    def __init__(self, searchpath: list[str], sources: Mapping[str, str] | None = None) -> None:
+        super().__init__(searchpath)
+        self.sources = dict(sources or {})  # in-memory files, as if in searchpath[0]
+
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        if template in self.sources:
+            filename = str(Path(self.searchpath[0]) / template)
+            return _mask_front_matter(self.sources[template]), filename, lambda: True
         source, filename, uptodate = super().get_source(environment, template)
         return _mask_front_matter(source), filename, uptodate
 
 
-def _environment(search_path: Sequence[Path]) -> jinja2.Environment:
+def _environment(
+    search_path: Sequence[Path], sources: Mapping[str, str] | None = None
+) -> jinja2.Environment:
     return _Sandbox(
-        loader=_FrontMatterLoader([str(p) for p in search_path]),
+        loader=_FrontMatterLoader([str(p) for p in search_path], sources),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         trim_blocks=True,
@@ -542,6 +584,7 @@ def _schema_problems(
 ) -> list[TemplateProblem]:
     allowed_template = ", ".join(TemplateMeta.model_fields)
     allowed_section = ", ".join(SectionMeta.model_fields)
+    allowed_change = ", ".join(ChangeMeta.model_fields)
     out = []
     for e in err.errors():
         loc = tuple(e["loc"])
@@ -552,7 +595,11 @@ def _schema_problems(
             msg = f"missing field {loc[-1]!r}" + (f" in {parent}" if parent else "")
             line = _yaml_line(node, loc[:-1])
         elif kind == "extra_forbidden":
-            allowed = allowed_section if len(loc) > 1 and loc[0] == "sections" else allowed_template
+            allowed = allowed_template
+            if len(loc) > 1 and loc[0] == "sections":
+                allowed = allowed_section
+            elif len(loc) > 1 and loc[0] == "changes":
+                allowed = allowed_change
             msg = f"unknown field {where!r} (allowed: {allowed})"
             line = _key_line(node, loc)
         else:
@@ -684,7 +731,11 @@ def _read_meta(
 
 
 def _template_from_meta(
-    meta: TemplateMeta, path: Path, node: yaml.Node | None, search: tuple[Path, ...]
+    meta: TemplateMeta,
+    path: Path,
+    node: yaml.Node | None,
+    search: tuple[Path, ...],
+    sources: tuple[tuple[str, str], ...] = (),
 ) -> NoteTemplate:
     sections = tuple(
         TemplateSection(
@@ -709,6 +760,7 @@ def _template_from_meta(
         tuple(vocab),
         path,
         search,
+        sources,
     )
 
 
@@ -821,8 +873,21 @@ def _check_file(
         return None, [TemplateProblem(file, 1, f"not UTF-8 text (byte {exc.start})")]
     except OSError as exc:
         return None, [TemplateProblem(file, 1, f"cannot read the file: {exc.strerror or exc}")]
+    return _check_text(path, text, extra)
+
+
+def _check_text(
+    path: Path,
+    text: str,
+    extra: Sequence[Path] | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> tuple[NoteTemplate | None, list[TemplateProblem]]:
+    """Validate ``text`` as the file ``path``; ``sources`` (file name → text) are
+    in-memory files that hide the files of that name in ``path``'s directory."""
+    file = str(path)
     search = _search_path(path, extra)
-    env = _environment(search)
+    in_memory = tuple(sorted((sources or {}).items()))
+    env = _environment(search, dict(in_memory))
     body = _mask_front_matter(text)
     # Syntax of the body (also for shared files and when the metadata is broken).
     try:
@@ -837,7 +902,7 @@ def _check_file(
     problems += syntax
     if meta is None or problems:
         return None, problems
-    tpl = _template_from_meta(meta, path.resolve(), node, search)
+    tpl = _template_from_meta(meta, path.resolve(), node, search, in_memory)
     fm = _split_front_matter(text)
     body_line = fm.end_line + 1 if fm is not None and fm.end_line is not None else 1
     problems = _render_checks(tpl, file, body_line)
@@ -911,6 +976,33 @@ def validate_template(path: Path, extra: Sequence[Path] | None = None) -> list[T
     except Exception as exc:  # never let a bug in here take the caller down
         logger.debug("validation of %s failed", path, exc_info=True)
         return [TemplateProblem(str(path), 1, f"cannot validate: {type(exc).__name__}: {exc}")]
+
+
+def check_template_text(
+    text: str,
+    path: Path,
+    extra: Sequence[Path] | None = None,
+    *,
+    sources: Mapping[str, str] | None = None,
+) -> tuple[NoteTemplate | None, list[TemplateProblem]]:
+    """Validate template text that is not (yet) saved, as if it were the file ``path``
+    (shared files resolve from ``path``'s directory, then :func:`template_dirs`); nothing
+    is written. ``sources`` adds more in-memory files (name → text) in that directory, e.g.
+    the shared files of a template pack. Returns the template (rendering from the text)
+    when valid, and the problems (sorted; empty when valid). Never raises."""
+    path = Path(path)
+    text = text.removeprefix("\ufeff")
+    try:
+        if not path.name.endswith(SUFFIX):
+            msg = f"a template file must be named <id>{SUFFIX}"
+            return None, [TemplateProblem(str(path), 1, msg)]
+        tpl, problems = _check_text(path, text, extra, {**(sources or {}), path.name: text})
+        return tpl, _sorted(problems)
+    except TemplateError as exc:
+        return None, [TemplateProblem(str(path), 1, str(exc))]
+    except Exception as exc:  # never let a bug in here take the caller down
+        logger.debug("validation of %s failed", path, exc_info=True)
+        return None, [TemplateProblem(str(path), 1, f"cannot validate: {type(exc).__name__}")]
 
 
 def _looks_like_path(s: str) -> bool:

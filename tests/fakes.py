@@ -84,9 +84,12 @@ class FakeInputStream:
         audio = self.sd.audio
         callback = self.kwargs["callback"]
         n_blocks = 0
+        rate = self.kwargs["samplerate"]
         for i in range(0, len(audio), block):
             if self._stop.is_set():
                 break
+            if self.sd.pace:  # wall seconds per second of audio (0: as fast as possible)
+                self._stop.wait(block / rate * self.sd.pace)
             if self.sd.vanish_after_blocks is not None and n_blocks >= self.sd.vanish_after_blocks:
                 if self.sd.vanish_silently:
                     return  # no callbacks any more, no finished signal: a hung device
@@ -119,8 +122,10 @@ class FakeSoundDevice:
         vanish_after_blocks: int | None = None,
         vanish_silently: bool = False,
         busy: bool = False,
+        pace: float = 0.0,
     ) -> None:
         _only_in_tests()
+        self.pace = pace
         self.audio = audio if audio.ndim == 2 else audio[:, None]
         self.supported_rates = {samplerate}
         self.vanish_after_blocks = vanish_after_blocks
@@ -191,3 +196,62 @@ def note_template(language: str = "nb") -> Any:
         sections=[SimpleNamespace(id=i, title=t, instruction=f"Det som hører til {t.lower()}.") for i, t in sec],
         render=lambda draft: draft.text,
     )
+
+
+class ScriptedTranscriber:
+    """Stands in for :class:`asr.streaming.StreamingTranscriber`: commits scripted
+    ``(text, at_s)`` segments once that much audio arrived (each word with probability
+    ``probability``, except words listed in ``unsure``), shows the next one as tentative,
+    and counts the audio it holds so a test can check it was wiped."""
+
+    def __init__(self, script: list[tuple[str, float]], *, probability: float = 0.95,
+                 unsure: tuple[str, ...] = ()) -> None:
+        _only_in_tests()
+        from asr.types import Transcript
+
+        self.script = list(script)
+        self.probability = probability
+        self.unsure = unsure
+        self.transcript = Transcript()
+        self.heard = 0.0
+        self.samples: list[np.ndarray] = []
+        self._next = 0
+
+    def insert_audio_chunk(self, chunk: Any) -> None:
+        self.samples.append(chunk.samples)
+        self.heard = max(self.heard, chunk.end)
+
+    def _segment(self, i: int) -> Any:
+        from asr.types import Segment
+
+        text, at = self.script[i]
+        start = self.script[i - 1][1] if i else 0.0
+        words = tuple(Word(" " + w, start, at, 0.2 if w.strip(".,") in self.unsure else self.probability)
+                      for w in text.split())
+        seg = Segment(i, start, at, text, words, self.heard)
+        self.transcript.add(seg)
+        return seg
+
+    def process_iter(self) -> list[Any]:
+        from asr.types import Tentative
+
+        out: list[Any] = []
+        while self._next < len(self.script) and self.script[self._next][1] <= self.heard:
+            out.append(self._segment(self._next))
+            self._next += 1
+        if self._next < len(self.script):
+            out.append(Tentative((Word(" " + self.script[self._next][0].split()[0], 0, 0, 0.5),)))
+        return out
+
+    def finish(self) -> list[Any]:
+        out = []
+        while self._next < len(self.script):  # what was said before Stop is never lost
+            if self.script[self._next][1] > self.heard + 5:
+                break
+            out.append(self._segment(self._next))
+            self._next += 1
+        return out
+
+    def wipe(self) -> None:
+        self.samples.clear()
+        self.transcript.clear()

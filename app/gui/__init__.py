@@ -1,0 +1,1 @@
+"""The desktop app (PySide6). Qt lives only here; the core (asr/, summarize/) stays Qt-free."""

@@ -1,0 +1,92 @@
+"""``scribe app``: the desktop window, or a replay of a recording through the same path
+as Record (for IT and CI), optionally with a screenshot once the draft is ready."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_app_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    a = sub.add_parser("app", help="open the desktop app (default when no command is given)")
+    a.add_argument("--replay", metavar="AUDIO", help="play this file as if it were the microphone, in real time")
+    a.add_argument("--template", metavar="ID", help="note template (default: from the settings)")
+    a.add_argument("--screenshot", metavar="PNG", help="save the whole window as PNG once the draft is ready")
+    a.add_argument("--quit-after-draft", action="store_true", help="exit 0 once the draft is ready")
+    a.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = real time)")
+    a.add_argument("--lang", choices=("nb", "en"), help="language of the window (default: settings)")
+
+
+def _display_problem() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return "no display for the window: run it in a desktop session, or set QT_QPA_PLATFORM=offscreen"
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from asr.errors import ConfigError
+    from asr.sources import check_audio_path
+    from summarize.templates import load_template
+
+    from app.settings import is_superuser, load_settings
+
+    settings = load_settings()
+    replay = getattr(args, "replay", None)
+    template = getattr(args, "template", None)
+    if replay:
+        check_audio_path(replay)  # a missing or unreadable file fails before the window opens
+    if template:
+        load_template(template)  # an unknown or invalid template too
+    if getattr(args, "speed", 1.0) <= 0:
+        raise ConfigError("--speed must be above 0")
+    problem = _display_problem()
+    if problem:
+        raise ConfigError(problem)
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import i18n
+    from app.gui.backend import Backend
+    from app.gui.main_window import MainWindow
+
+    i18n.set_language(getattr(args, "lang", None) or settings.app.ui_language)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    backend = Backend(settings, replay=Path(replay) if replay else None, replay_speed=getattr(args, "speed", 1.0))
+    win = MainWindow(backend, template=template, superuser=is_superuser(settings))
+    outcome = {"code": 0}
+
+    if replay:
+        win.models_ready.connect(win.record)
+
+        def drafted() -> None:
+            shot = getattr(args, "screenshot", None)
+            if shot:
+                Path(shot).parent.mkdir(parents=True, exist_ok=True)
+                if not win.grab().save(str(shot)):
+                    print(f"scribe: error: cannot write the screenshot {shot}", file=sys.stderr)
+                    outcome["code"] = 2
+            if getattr(args, "quit_after_draft", False):
+                win.quiet_close = True
+                win.close()
+                app.exit(outcome["code"])
+
+        win.draft_ready.connect(drafted)
+
+        def load_failed(why: str) -> None:
+            print(f"scribe: error: {why}", file=sys.stderr)
+            win.quiet_close = True
+            win.close()
+            app.exit(4)
+
+        win.load_failed.connect(load_failed)
+    win.show()
+    win.load_models()
+    code = app.exec()
+    return code if code else outcome["code"]

@@ -1,0 +1,577 @@
+"""The settings dialog: speech recognition, language model, note and program settings.
+
+Values are validated as a whole by pydantic (:func:`app.settings.validate_settings`); an
+invalid value is shown inline and nothing is saved. A valid result is written to the
+user config file (:func:`app.settings.save_settings`), a typed API key goes to the OS
+keyring (never to the file, a log or stdout), the UI language is applied to the process
+and :attr:`SettingsDialog.settings_saved` carries the new :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui import i18n
+from app.gui.i18n import text
+from app.settings import (
+    Settings,
+    available_sinks,
+    delete_api_key,
+    has_api_key,
+    in_superuser_group,
+    save_settings,
+    store_api_key,
+    validate_settings,
+)
+from asr.errors import ConfigError, ScribeError
+from summarize.llm.config import LlmConfig
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+COMPUTE_TYPES = (
+    "auto",
+    "int8",
+    "int8_float16",
+    "int8_float32",
+    "int8_bfloat16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
+ERROR_STYLE = "color: #b00020;"
+
+_TEXT: dict[str, dict[str, str]] = {
+    "nb": {
+        "title": "Innstillinger",
+        "tab_asr": "Tale",
+        "tab_llm": "Språkmodell",
+        "tab_note": "Notat",
+        "tab_app": "Program",
+        "asr_model": "Talemodell",
+        "browse": "Bla gjennom …",
+        "device": "Maskinvare",
+        "device_auto": "Automatisk",
+        "device_cpu": "Prosessor (CPU)",
+        "device_cuda": "Skjermkort (CUDA)",
+        "compute_type": "Beregningstype",
+        "asr_language": "Talespråk",
+        "lang_no": "Bokmål",
+        "lang_nn": "Nynorsk",
+        "lang_en": "Engelsk",
+        "lang_auto": "Automatisk",
+        "vad": "Talegjenkjenning (VAD), 0–3",
+        "microphone": "Mikrofon",
+        "mic_default": "Systemstandard",
+        "mic_missing": "{name} (ikke tilkoblet)",
+        "engine": "Motor",
+        "llm_model": "Modell (id eller mappe)",
+        "llm_model_default": "standard: {model}",
+        "base_url": "Tjeneradresse (openai)",
+        "api_model": "Modellnavn på tjeneren",
+        "api_key": "API-nøkkel",
+        "api_key_placeholder": "tomt = uendret",
+        "api_key_stored": "En nøkkel er lagret i nøkkelringen for denne adressen.",
+        "api_key_none": "Ingen nøkkel er lagret for denne adressen.",
+        "api_key_delete": "Fjern lagret nøkkel",
+        "api_key_deleted": "Nøkkelen er fjernet fra nøkkelringen.",
+        "note_language": "Notatspråk",
+        "nb": "Bokmål",
+        "nn": "Nynorsk",
+        "template": "Standardmal",
+        "sink": "Notatet sendes til",
+        "sink_clipboard": "Utklippstavlen",
+        "clipboard_clear": "Tøm utklippstavlen etter",
+        "never": "Aldri",
+        "ui_language": "Programspråk",
+        "superuser": "Superbrukermodus (redigere maler)",
+        "superuser_group": "Superbrukermodus er også gitt av gruppen {group}.",
+        "template_dir": "Mappe for egne maler",
+        "template_dir_placeholder": "standard: brukerens datamappe",
+        "consultations_dir": "Mappe med konsultasjoner (forhåndsvisning)",
+        "choose_dir": "Velg mappe",
+        "err_asr_model": "Talemodellen finnes ikke: {path} er ingen mappe.",
+        "err_llm_model": "Språkmodellen finnes ikke: {path} er ingen mappe.",
+        "err_consultations": "Konsultasjonsmappen finnes ikke: {path}",
+        "err_key_url": "Oppgi tjeneradressen før API-nøkkelen.",
+        "err_prefix": "Kan ikke lagre: {error}",
+    },
+    "en": {
+        "title": "Settings",
+        "tab_asr": "Speech",
+        "tab_llm": "Language model",
+        "tab_note": "Note",
+        "tab_app": "Program",
+        "asr_model": "Speech model",
+        "browse": "Browse …",
+        "device": "Hardware",
+        "device_auto": "Automatic",
+        "device_cpu": "Processor (CPU)",
+        "device_cuda": "Graphics card (CUDA)",
+        "compute_type": "Compute type",
+        "asr_language": "Spoken language",
+        "lang_no": "Bokmål",
+        "lang_nn": "Nynorsk",
+        "lang_en": "English",
+        "lang_auto": "Automatic",
+        "vad": "Voice detection (VAD), 0–3",
+        "microphone": "Microphone",
+        "mic_default": "System default",
+        "mic_missing": "{name} (not connected)",
+        "engine": "Engine",
+        "llm_model": "Model (id or folder)",
+        "llm_model_default": "default: {model}",
+        "base_url": "Server URL (openai)",
+        "api_model": "Model name on the server",
+        "api_key": "API key",
+        "api_key_placeholder": "empty = unchanged",
+        "api_key_stored": "A key is stored in the keyring for this URL.",
+        "api_key_none": "No key is stored for this URL.",
+        "api_key_delete": "Remove stored key",
+        "api_key_deleted": "The key was removed from the keyring.",
+        "note_language": "Note language",
+        "nb": "Bokmål",
+        "nn": "Nynorsk",
+        "template": "Default template",
+        "sink": "Send the note to",
+        "sink_clipboard": "Clipboard",
+        "clipboard_clear": "Clear the clipboard after",
+        "never": "Never",
+        "ui_language": "Program language",
+        "superuser": "Superuser mode (edit templates)",
+        "superuser_group": "Superuser mode is also granted by the group {group}.",
+        "template_dir": "Folder for own templates",
+        "template_dir_placeholder": "default: the user data folder",
+        "consultations_dir": "Folder of consultations (preview)",
+        "choose_dir": "Choose folder",
+        "err_asr_model": "Speech model not found: {path} is not a folder.",
+        "err_llm_model": "Language model not found: {path} is not a folder.",
+        "err_consultations": "Consultations folder not found: {path}",
+        "err_key_url": "Enter the server URL before the API key.",
+        "err_prefix": "Cannot save: {error}",
+    },
+}
+
+
+def _t(key: str, **fmt: object) -> str:
+    return text(_TEXT, key, **fmt)
+
+
+def _query_devices() -> list[dict[str, Any]]:
+    """The microphones sounddevice sees; none when audio input is unavailable."""
+    try:
+        from asr.sources import list_input_devices
+
+        return list_input_devices()
+    except Exception as exc:  # no PortAudio, no sounddevice, device error
+        logger.debug("cannot list microphones (%s)", type(exc).__name__)
+        return []
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "~", "/")) or "/" in name or "\\" in name
+
+
+def _select(combo: QComboBox, value: object, missing_label: str | None = None) -> None:
+    """Select the item whose data is ``value``, adding one when none has it."""
+    index = combo.findData(value)
+    if index < 0:
+        combo.addItem(missing_label or str(value), value)
+        index = combo.count() - 1
+    combo.setCurrentIndex(index)
+
+
+def _combo(items: list[tuple[str, object]]) -> QComboBox:
+    combo = QComboBox()
+    for label, data in items:
+        combo.addItem(label, data)
+    return combo
+
+
+class SettingsDialog(QDialog):
+    """Edit :class:`Settings`; OK validates, saves and emits :attr:`settings_saved`.
+
+    ``input_devices`` are microphones as :func:`asr.sources.list_input_devices` returns
+    them (None: ask sounddevice). :meth:`values` and :meth:`apply` drive it without
+    clicks.
+    """
+
+    settings_saved = Signal(object)
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        input_devices: list[dict[str, Any]] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._devices = list(_query_devices() if input_devices is None else input_devices)
+        self.setWindowTitle(_t("title"))
+        self.setObjectName("SettingsDialog")
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_asr_tab(), _t("tab_asr"))
+        self.tabs.addTab(self._build_llm_tab(), _t("tab_llm"))
+        self.tabs.addTab(self._build_note_tab(), _t("tab_note"))
+        self.tabs.addTab(self._build_app_tab(), _t("tab_app"))
+
+        self.error_label = QLabel()
+        self.error_label.setObjectName("error")
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self._on_ok)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.buttons)
+
+        self._load(settings)
+
+    # ------------------------------------------------------------------------ building
+    def _row_with_browse(
+        self, field: QWidget, target: QComboBox | QLineEdit
+    ) -> tuple[QWidget, QPushButton]:
+        """``field`` with a Browse button that picks a folder into ``target``."""
+        button = QPushButton(_t("browse"))
+        button.clicked.connect(lambda: self._browse(target))
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(field, 1)
+        row.addWidget(button)
+        return box, button
+
+    def _build_asr_tab(self) -> QWidget:
+        from asr.models import EMBEDDED
+
+        page = QWidget()
+        form = QFormLayout(page)
+        self.asr_model = QComboBox()
+        self.asr_model.setEditable(True)
+        for model_id, spec in EMBEDDED.items():
+            if spec.kind == "whisper":
+                self.asr_model.addItem(model_id, model_id)
+        row, self.asr_model_browse = self._row_with_browse(self.asr_model, self.asr_model)
+        form.addRow(_t("asr_model"), row)
+        self.asr_device = _combo([(_t(f"device_{d}"), d) for d in DEVICES])
+        form.addRow(_t("device"), self.asr_device)
+        self.asr_compute = QComboBox()
+        self.asr_compute.setEditable(True)
+        self.asr_compute.addItems(list(COMPUTE_TYPES))
+        form.addRow(_t("compute_type"), self.asr_compute)
+        self.asr_language = _combo([(_t("lang_no"), "no"), (_t("lang_nn"), "nn")])
+        form.addRow(_t("asr_language"), self.asr_language)
+        self.vad = QSpinBox()
+        self.vad.setRange(0, 3)
+        form.addRow(_t("vad"), self.vad)
+        self.microphone = _combo([(_t("mic_default"), "")])
+        seen: set[str] = set()
+        for dev in self._devices:
+            name = str(dev.get("name", "")).strip()
+            if name and name not in seen:
+                seen.add(name)
+                self.microphone.addItem(name, name)
+        form.addRow(_t("microphone"), self.microphone)
+        return page
+
+    def _build_llm_tab(self) -> QWidget:
+        from summarize.llm.models import DEFAULT_LLM_MODEL, EMBEDDED_LLMS
+        from summarize.llm.registry import available_engines
+
+        page = QWidget()
+        form = QFormLayout(page)
+        self.llm_engine = _combo([(name, name) for name in available_engines()])
+        form.addRow(_t("engine"), self.llm_engine)
+        self.llm_model = QComboBox()
+        self.llm_model.setEditable(True)
+        self.llm_model.addItems(list(EMBEDDED_LLMS))
+        line = self.llm_model.lineEdit()
+        if line is not None:
+            line.setPlaceholderText(_t("llm_model_default", model=DEFAULT_LLM_MODEL))
+        row, self.llm_model_browse = self._row_with_browse(self.llm_model, self.llm_model)
+        form.addRow(_t("llm_model"), row)
+        self.llm_device = _combo([(_t(f"device_{d}"), d) for d in DEVICES])
+        form.addRow(_t("device"), self.llm_device)
+        self.llm_compute = QComboBox()
+        self.llm_compute.setEditable(True)
+        self.llm_compute.addItems(list(COMPUTE_TYPES))
+        form.addRow(_t("compute_type"), self.llm_compute)
+        self.base_url = QLineEdit()
+        self.base_url.setPlaceholderText("https://llm.sykehus.local/v1")
+        self.base_url.editingFinished.connect(self._update_key_hint)
+        form.addRow(_t("base_url"), self.base_url)
+        self.api_model = QLineEdit()
+        form.addRow(_t("api_model"), self.api_model)
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key.setPlaceholderText(_t("api_key_placeholder"))
+        form.addRow(_t("api_key"), self.api_key)
+        self.api_key_hint = QLabel()
+        self.api_key_hint.setWordWrap(True)
+        self.api_key_delete = QPushButton(_t("api_key_delete"))
+        self.api_key_delete.clicked.connect(self._delete_key)
+        hint_row = QWidget()
+        hint_layout = QHBoxLayout(hint_row)
+        hint_layout.setContentsMargins(0, 0, 0, 0)
+        hint_layout.addWidget(self.api_key_hint, 1)
+        hint_layout.addWidget(self.api_key_delete)
+        form.addRow("", hint_row)
+        return page
+
+    def _build_note_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.note_language = _combo([(_t("nb"), "nb"), (_t("nn"), "nn")])
+        form.addRow(_t("note_language"), self.note_language)
+        self.template = QComboBox()
+        for tid, title in self._templates():
+            self.template.addItem(f"{title} ({tid})" if title else tid, tid)
+        form.addRow(_t("template"), self.template)
+        self.sink = QComboBox()
+        for name in available_sinks():
+            label = _t("sink_clipboard") if name == "clipboard" else name
+            self.sink.addItem(label, name)
+        form.addRow(_t("sink"), self.sink)
+        self.clipboard_clear = QSpinBox()
+        self.clipboard_clear.setRange(0, 86400)
+        self.clipboard_clear.setSuffix(" s")
+        self.clipboard_clear.setSpecialValueText(_t("never"))
+        form.addRow(_t("clipboard_clear"), self.clipboard_clear)
+        return page
+
+    def _build_app_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.ui_language = _combo([(name, code) for code, name in i18n.LANGUAGES.items()])
+        form.addRow(_t("ui_language"), self.ui_language)
+        self.superuser = QCheckBox(_t("superuser"))
+        form.addRow("", self.superuser)
+        self.superuser_hint = QLabel()
+        self.superuser_hint.setWordWrap(True)
+        form.addRow("", self.superuser_hint)
+        self.template_dir = QLineEdit()
+        self.template_dir.setPlaceholderText(_t("template_dir_placeholder"))
+        row, self.template_dir_browse = self._row_with_browse(self.template_dir, self.template_dir)
+        form.addRow(_t("template_dir"), row)
+        self.consultations_dir = QLineEdit()
+        row, self.consultations_dir_browse = self._row_with_browse(
+            self.consultations_dir, self.consultations_dir
+        )
+        form.addRow(_t("consultations_dir"), row)
+        return page
+
+    def _templates(self) -> list[tuple[str, str]]:
+        """(id, title) of the note templates, including the superuser template folder."""
+        try:
+            from summarize.templates import list_templates
+
+            extra = None
+            own = self._settings.app.template_dir
+            if own and Path(own).expanduser().is_dir():
+                extra = [Path(own).expanduser()]
+            return [(t.id, t.title) for t in list_templates(extra)]
+        except Exception as exc:  # a broken template folder must not block the settings
+            logger.warning("cannot list note templates: %s", exc)
+            return []
+
+    # ------------------------------------------------------------------------ values
+    def _load(self, s: Settings) -> None:
+        self.asr_model.setCurrentText(s.asr.model)
+        _select(self.asr_device, s.asr.device)
+        self.asr_compute.setCurrentText(s.asr.compute_type)
+        lang = s.asr.language
+        _select(self.asr_language, lang, _t(f"lang_{lang}") if lang in ("en", "auto") else lang)
+        self.vad.setValue(s.asr.vad_aggressiveness)
+        _select(self.microphone, s.asr.input_device, _t("mic_missing", name=s.asr.input_device))
+
+        _select(self.llm_engine, s.llm.engine)
+        self.llm_model.setCurrentText(s.llm.model or "")
+        _select(self.llm_device, s.llm.device)
+        self.llm_compute.setCurrentText(s.llm.compute_type or "auto")
+        self.base_url.setText(s.llm.base_url or "")
+        self.api_model.setText(s.llm.api_model or "")
+        self.api_key.clear()
+        self._update_key_hint()
+
+        _select(self.note_language, s.app.note_language)
+        _select(self.template, s.app.default_template)
+        _select(self.sink, s.app.sink)
+        self.clipboard_clear.setValue(s.app.clipboard_clear_s)
+        _select(self.ui_language, s.app.ui_language)
+        self.superuser.setChecked(s.app.superuser)
+        granted = in_superuser_group(s)
+        self.superuser_hint.setText(
+            _t("superuser_group", group=s.app.superuser_group) if granted else ""
+        )
+        self.superuser_hint.setVisible(granted)
+        self.template_dir.setText(s.app.template_dir)
+        self.consultations_dir.setText(s.app.consultations_dir)
+
+    def values(self) -> dict[str, dict[str, Any]]:
+        """The edited settings as nested section dicts (never the API key)."""
+        from asr.models import DEFAULT_ASR_MODEL
+
+        llm_compute = self.llm_compute.currentText().strip()
+        return {
+            "asr": {
+                "model": self.asr_model.currentText().strip() or DEFAULT_ASR_MODEL,
+                "device": self.asr_device.currentData(),
+                "compute_type": self.asr_compute.currentText().strip() or "auto",
+                "language": self.asr_language.currentData(),
+                "vad_aggressiveness": self.vad.value(),
+                "input_device": self.microphone.currentData() or "",
+            },
+            "llm": {
+                "engine": self.llm_engine.currentData(),
+                "model": self.llm_model.currentText().strip() or None,
+                "device": self.llm_device.currentData(),
+                "compute_type": None if llm_compute in ("", "auto") else llm_compute,
+                "base_url": self.base_url.text().strip() or None,
+                "api_model": self.api_model.text().strip() or None,
+            },
+            "app": {
+                "ui_language": self.ui_language.currentData(),
+                "note_language": self.note_language.currentData(),
+                "default_template": self.template.currentData(),
+                "sink": self.sink.currentData(),
+                "clipboard_clear_s": self.clipboard_clear.value(),
+                "superuser": self.superuser.isChecked(),
+                "template_dir": self.template_dir.text().strip(),
+                "consultations_dir": self.consultations_dir.text().strip(),
+            },
+        }
+
+    def _check_paths(self, s: Settings) -> str | None:
+        """Folders the user named that do not exist (the settings themselves allow them)."""
+        from asr.models import EMBEDDED
+        from summarize.llm.models import EMBEDDED_LLMS
+
+        if s.asr.model not in EMBEDDED and not Path(s.asr.model).expanduser().is_dir():
+            return _t("err_asr_model", path=s.asr.model)
+        model = s.llm.model
+        if (
+            model
+            and model not in EMBEDDED_LLMS
+            and _looks_like_path(model)
+            and not Path(model).expanduser().is_dir()
+        ):
+            return _t("err_llm_model", path=model)
+        folder = s.app.consultations_dir
+        if folder and not Path(folder).expanduser().is_dir():
+            return _t("err_consultations", path=folder)
+        return None
+
+    def apply(self) -> Settings | None:
+        """Validate, save and emit; the new settings, or None (error shown inline)."""
+        merged = self._settings.model_dump()
+        for section, edited in self.values().items():
+            merged.setdefault(section, {}).update(edited)
+        try:
+            new = validate_settings(merged)
+        except ScribeError as exc:
+            self._fail(_t("err_prefix", error=exc))
+            return None
+        problem = self._check_paths(new)
+        if problem:
+            self._fail(problem)
+            return None
+        key = self.api_key.text().strip()
+        try:
+            if key:
+                if not new.llm.base_url:
+                    self._fail(_t("err_key_url"))
+                    return None
+                store_api_key(new.llm, key)
+                self.api_key.clear()
+            save_settings(new)
+        except ConfigError as exc:
+            self._fail(_t("err_prefix", error=exc))
+            return None
+        self._settings = new
+        self.error_label.clear()
+        self.error_label.hide()
+        self._update_key_hint()
+        i18n.set_language(new.app.ui_language)
+        self.settings_saved.emit(new)
+        return new
+
+    @property
+    def settings(self) -> Settings:
+        """The settings last saved (or those the dialog opened with)."""
+        return self._settings
+
+    # ------------------------------------------------------------------------ slots
+    def _fail(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.show()
+
+    def _on_ok(self) -> None:
+        if self.apply() is not None:
+            self.accept()
+
+    def _browse(self, target: QComboBox | QLineEdit) -> None:
+        current = target.currentText() if isinstance(target, QComboBox) else target.text()
+        start = str(Path(current).expanduser()) if current and _looks_like_path(current) else ""
+        chosen = QFileDialog.getExistingDirectory(self, _t("choose_dir"), start)
+        if not chosen:
+            return
+        if isinstance(target, QComboBox):
+            target.setCurrentText(chosen)
+        else:
+            target.setText(chosen)
+
+    def _key_config(self) -> LlmConfig | None:
+        """The LLM settings with the URL now typed (None while it is not a valid URL)."""
+        data = self._settings.llm.model_dump()
+        data["base_url"] = self.base_url.text().strip() or None
+        try:
+            return LlmConfig.model_validate(data)
+        except Exception:
+            return None
+
+    def _update_key_hint(self) -> None:
+        config = self._key_config()
+        stored = bool(config and config.base_url and has_api_key(config))
+        self.api_key_hint.setText(_t("api_key_stored") if stored else _t("api_key_none"))
+        self.api_key_delete.setEnabled(stored)
+
+    def _delete_key(self) -> None:
+        config = self._key_config()
+        if config is None or not config.base_url:
+            return
+        try:
+            delete_api_key(config)
+        except ConfigError as exc:
+            self._fail(str(exc))
+            return
+        self._update_key_hint()
+        self.api_key_hint.setText(_t("api_key_deleted"))

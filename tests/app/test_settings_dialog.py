@@ -1,0 +1,387 @@
+"""The settings dialog, driven offscreen: shows the settings, saves valid changes to the
+config file, keeps invalid ones out, puts the API key in the (in-memory) keyring only
+and switches the UI language."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFileDialog
+from pytestqt.qtbot import QtBot
+
+from app.gui import i18n
+from app.gui.settings_dialog import ERROR_STYLE, SettingsDialog
+from app.settings import Settings, available_sinks, load_settings, save_settings
+from summarize.llm.registry import available_engines
+from summarize.templates import list_templates
+
+SECRET = "sk-dialog-91c4e2-never-in-files"
+URL = "https://llm.sykehus.local/v1"
+DEVICES = [
+    {"index": 0, "name": "Innebygd mikrofon", "channels": 2, "default_samplerate": 48000.0},
+    {"index": 3, "name": "Jabra Speak 510", "channels": 1, "default_samplerate": 16000.0},
+]
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring that keeps passwords in a dict."""
+
+    priority = -1  # type: ignore[assignment]  # below the fail backend: never chosen by itself
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.passwords.pop((service, username), None) is None:
+            raise PasswordDeleteError("no such password")
+
+
+@pytest.fixture()
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture()
+def cfg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_keyring: MemoryKeyring
+) -> Iterator[Path]:
+    """A fresh config file location, no SCRIBE_* variables, bokmål UI, in-memory keyring."""
+    for name in list(os.environ):
+        if name.startswith("SCRIBE_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "config" / "config.toml"
+    monkeypatch.setenv("SCRIBE_CONFIG", str(path))
+    i18n.set_language("nb")
+    yield path
+    i18n.set_language("nb")
+
+
+def make(
+    qtbot: QtBot, settings: Settings | None = None, devices: list[dict] | None = DEVICES
+) -> SettingsDialog:
+    dlg = SettingsDialog(settings or load_settings(), input_devices=devices)
+    qtbot.addWidget(dlg)
+    return dlg
+
+
+def pick(combo: QComboBox, data: object) -> None:
+    index = combo.findData(data)
+    assert index >= 0, (data, [combo.itemData(i) for i in range(combo.count())])
+    combo.setCurrentIndex(index)
+
+
+def read(path: Path) -> dict:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def test_shows_current_values(qtbot: QtBot, cfg: Path) -> None:
+    save_settings(
+        load_settings(
+            asr={
+                "device": "cpu",
+                "vad_aggressiveness": 1,
+                "language": "nn",
+                "input_device": "Jabra Speak 510",
+                "compute_type": "int8",
+            },
+            llm={"engine": "openai", "base_url": URL, "api_model": "llama-3-70b"},
+            app={
+                "note_language": "nn",
+                "default_template": "allmennmedisin-nn",
+                "clipboard_clear_s": 30,
+                "superuser": True,
+            },
+        )
+    )
+    dlg = make(qtbot)
+    assert dlg.windowTitle() == "Innstillinger"
+    assert [dlg.tabs.tabText(i) for i in range(dlg.tabs.count())] == [
+        "Tale",
+        "Språkmodell",
+        "Notat",
+        "Program",
+    ]
+    assert dlg.asr_device.currentData() == "cpu"
+    assert dlg.asr_compute.currentText() == "int8"
+    assert dlg.vad.value() == 1 and (dlg.vad.minimum(), dlg.vad.maximum()) == (0, 3)
+    assert dlg.asr_language.currentData() == "nn" and dlg.asr_language.currentText() == "Nynorsk"
+    assert [dlg.microphone.itemText(i) for i in range(dlg.microphone.count())] == [
+        "Systemstandard",
+        "Innebygd mikrofon",
+        "Jabra Speak 510",
+    ]
+    assert dlg.microphone.currentText() == "Jabra Speak 510"
+    engines = [dlg.llm_engine.itemData(i) for i in range(dlg.llm_engine.count())]
+    assert engines == available_engines()
+    assert dlg.llm_engine.currentData() == "openai"
+    assert dlg.base_url.text() == URL and dlg.api_model.text() == "llama-3-70b"
+    assert dlg.api_key.text() == "" and dlg.api_key.echoMode() == dlg.api_key.EchoMode.Password
+    assert dlg.note_language.currentData() == "nn"
+    ids = [dlg.template.itemData(i) for i in range(dlg.template.count())]
+    assert ids == [t.id for t in list_templates()]
+    assert dlg.template.currentData() == "allmennmedisin-nn"
+    assert [dlg.sink.itemData(i) for i in range(dlg.sink.count())] == available_sinks()
+    assert dlg.clipboard_clear.value() == 30
+    assert dlg.ui_language.currentData() == "nb" and dlg.superuser.isChecked()
+    assert dlg.error_label.isHidden()
+    v = dlg.values()
+    assert v["asr"]["input_device"] == "Jabra Speak 510" and v["llm"]["base_url"] == URL
+    assert v["app"]["default_template"] == "allmennmedisin-nn"
+
+
+def test_unplugged_microphone_is_kept(qtbot: QtBot, cfg: Path) -> None:
+    dlg = make(qtbot, load_settings(asr={"input_device": "Gammel headset"}))
+    assert dlg.microphone.currentText() == "Gammel headset (ikke tilkoblet)"
+    assert dlg.values()["asr"]["input_device"] == "Gammel headset"
+    empty = make(qtbot, load_settings(), devices=[])
+    assert empty.microphone.count() == 1 and empty.values()["asr"]["input_device"] == ""
+
+
+def test_apply_saves_changes_and_emits(qtbot: QtBot, cfg: Path) -> None:
+    dlg = make(qtbot)
+    pick(dlg.asr_device, "cuda")
+    dlg.vad.setValue(3)
+    pick(dlg.asr_language, "nn")
+    pick(dlg.microphone, "Jabra Speak 510")
+    pick(dlg.llm_device, "cpu")
+    pick(dlg.note_language, "nn")
+    pick(dlg.template, "pediatri")
+    dlg.clipboard_clear.setValue(60)
+    with qtbot.waitSignal(dlg.settings_saved, timeout=2000) as blocker:
+        result = dlg.apply()
+    emitted = blocker.args[0]
+    assert isinstance(emitted, Settings) and emitted == result == dlg.settings
+    assert (emitted.asr.device, emitted.asr.vad_aggressiveness, emitted.asr.language) == (
+        "cuda",
+        3,
+        "nn",
+    )
+    assert emitted.asr.input_device == "Jabra Speak 510"
+    data = read(cfg)
+    assert data["asr"] == {
+        "device": "cuda",
+        "language": "nn",
+        "vad_aggressiveness": 3,
+        "input_device": "Jabra Speak 510",
+    }
+    assert data["llm"] == {"device": "cpu"}
+    assert data["app"] == {
+        "note_language": "nn",
+        "default_template": "pediatri",
+        "clipboard_clear_s": 60,
+    }
+    assert load_settings() == emitted
+    assert dlg.error_label.isHidden()
+
+
+def test_ok_button_saves_and_closes_cancel_does_not(qtbot: QtBot, cfg: Path) -> None:
+    dlg = make(qtbot)
+    pick(dlg.asr_device, "cpu")
+    with qtbot.assertNotEmitted(dlg.settings_saved):
+        qtbot.mouseClick(
+            dlg.buttons.button(QDialogButtonBox.StandardButton.Cancel), Qt.MouseButton.LeftButton
+        )
+    assert dlg.result() == QDialog.DialogCode.Rejected and not cfg.exists()
+
+    dlg = make(qtbot)
+    dlg.show()
+    pick(dlg.asr_device, "cpu")
+    with qtbot.waitSignal(dlg.settings_saved, timeout=2000):
+        qtbot.mouseClick(
+            dlg.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton
+        )
+    assert dlg.result() == QDialog.DialogCode.Accepted and not dlg.isVisible()
+    assert read(cfg)["asr"]["device"] == "cpu"
+
+
+def test_invalid_base_url_is_shown_inline_and_nothing_saved(qtbot: QtBot, cfg: Path) -> None:
+    save_settings(load_settings(asr={"device": "cpu"}))
+    before = cfg.read_bytes()
+    dlg = make(qtbot)
+    dlg.show()
+    pick(dlg.llm_engine, "openai")
+    dlg.base_url.setText("https://lege:hemmelig@llm.sykehus.local/v1")
+    with qtbot.assertNotEmitted(dlg.settings_saved):
+        assert dlg.apply() is None
+        qtbot.mouseClick(
+            dlg.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton
+        )
+    assert dlg.isVisible() and dlg.result() != QDialog.DialogCode.Accepted  # stays open
+    assert not dlg.error_label.isHidden()
+    assert "llm.base_url" in dlg.error_label.text() and "credentials" in dlg.error_label.text()
+    assert "hemmelig" not in dlg.error_label.text()
+    assert dlg.error_label.styleSheet() == ERROR_STYLE
+    assert cfg.read_bytes() == before
+    # fixing the URL clears the error and saves
+    dlg.base_url.setText(URL + "/")
+    assert dlg.apply() is not None and dlg.error_label.isHidden()
+    assert read(cfg)["llm"] == {"engine": "openai", "base_url": URL}
+
+
+def test_missing_model_folders_are_refused(qtbot: QtBot, cfg: Path, tmp_path: Path) -> None:
+    dlg = make(qtbot)
+    missing = tmp_path / "nb-whisper-large"
+    dlg.asr_model.setCurrentText(str(missing))
+    assert dlg.apply() is None
+    assert str(missing) in dlg.error_label.text() and not cfg.exists()
+    missing.mkdir()
+    llm_missing = tmp_path / "llm" / "my-model-ct2"
+    dlg.llm_model.setCurrentText(str(llm_missing))
+    assert dlg.apply() is None
+    assert str(llm_missing) in dlg.error_label.text() and not cfg.exists()
+    dlg.llm_model.setCurrentText("qwen2.5-coder-0.5b-instruct-q4km")  # embedded id: fine
+    dlg.consultations_dir.setText(str(tmp_path / "no-consultations"))
+    assert dlg.apply() is None and "no-consultations" in dlg.error_label.text()
+    dlg.consultations_dir.setText(str(tmp_path))
+    assert dlg.apply() is not None
+    data = read(cfg)
+    assert data["asr"]["model"] == str(missing)
+    assert data["llm"]["model"] == "qwen2.5-coder-0.5b-instruct-q4km"
+    assert data["app"]["consultations_dir"] == str(tmp_path)
+
+
+def test_browse_fills_the_model_path(
+    qtbot: QtBot, cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = tmp_path / "whisper-dir"
+    chosen.mkdir()
+    monkeypatch.setattr(
+        QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(chosen))
+    )
+    dlg = make(qtbot)
+    qtbot.mouseClick(dlg.asr_model_browse, Qt.MouseButton.LeftButton)
+    assert dlg.asr_model.currentText() == str(chosen)
+    qtbot.mouseClick(dlg.template_dir_browse, Qt.MouseButton.LeftButton)
+    assert dlg.template_dir.text() == str(chosen)
+    assert dlg.values()["asr"]["model"] == str(chosen)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: ""))
+    qtbot.mouseClick(dlg.llm_model_browse, Qt.MouseButton.LeftButton)  # cancelled: unchanged
+    assert dlg.llm_model.currentText() == ""
+
+
+def test_api_key_goes_to_keyring_only(
+    qtbot: QtBot,
+    cfg: Path,
+    memory_keyring: MemoryKeyring,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level("DEBUG")
+    dlg = make(qtbot)
+    assert not dlg.api_key_delete.isEnabled()
+    dlg.api_key.setText(SECRET)  # no server URL yet
+    assert dlg.apply() is None and memory_keyring.passwords == {} and not cfg.exists()
+    assert "tjeneradressen" in dlg.error_label.text()
+
+    pick(dlg.llm_engine, "openai")
+    dlg.base_url.setText(URL)
+    with qtbot.waitSignal(dlg.settings_saved, timeout=2000):
+        assert dlg.apply() is not None
+    assert memory_keyring.passwords == {("ambient-scribe", URL): SECRET}
+    assert dlg.api_key.text() == ""  # not kept in the widget
+    assert dlg.api_key_hint.text() == "En nøkkel er lagret i nøkkelringen for denne adressen."
+    assert dlg.api_key_delete.isEnabled()
+    text = cfg.read_text(encoding="utf-8")
+    assert SECRET not in text and "api_key" not in read(cfg)["llm"]
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err + caplog.text
+
+    # reopened: the hint shows, an empty field leaves the stored key alone
+    again = make(qtbot)
+    assert again.api_key.text() == "" and again.api_key_delete.isEnabled()
+    assert "lagret" in again.api_key_hint.text()
+    again.base_url.setText("https://annen.sykehus.local/v1")  # another server: no key there
+    qtbot.keyClick(again.base_url, Qt.Key.Key_Return)  # editing finished
+    assert not again.api_key_delete.isEnabled() and "Ingen" in again.api_key_hint.text()
+    again.base_url.setText(URL + "/")  # normalised like the saved URL
+    qtbot.keyClick(again.base_url, Qt.Key.Key_Return)
+    assert again.api_key_delete.isEnabled()
+    assert again.apply() is not None
+    assert memory_keyring.passwords == {("ambient-scribe", URL): SECRET}
+    qtbot.mouseClick(again.api_key_delete, Qt.MouseButton.LeftButton)
+    assert memory_keyring.passwords == {}
+    assert not again.api_key_delete.isEnabled() and "fjernet" in again.api_key_hint.text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX groups")
+def test_superuser_group_hint(qtbot: QtBot, cfg: Path) -> None:
+    import grp
+
+    mine = grp.getgrgid(os.getgid()).gr_name
+    granted = make(qtbot, load_settings(app={"superuser_group": mine}))
+    assert not granted.superuser_hint.isHidden() and mine in granted.superuser_hint.text()
+    assert not granted.superuser.isChecked()  # the group does not write the flag
+    plain = make(qtbot, load_settings(app={"superuser_group": "no-such-group-4f1c2e"}))
+    assert plain.superuser_hint.isHidden()
+    plain.superuser.setChecked(True)
+    assert plain.apply() is not None and read(cfg)["app"]["superuser"] is True
+
+
+def test_ui_language_switch_to_english(qtbot: QtBot, cfg: Path) -> None:
+    dlg = make(qtbot)
+    assert dlg.tabs.tabText(0) == "Tale" and dlg.microphone.itemText(0) == "Systemstandard"
+    assert [dlg.ui_language.itemData(i) for i in range(dlg.ui_language.count())] == list(
+        i18n.LANGUAGES
+    )
+    pick(dlg.ui_language, "en")
+    assert dlg.apply() is not None
+    assert read(cfg)["app"]["ui_language"] == "en" and i18n.language() == "en"
+    reopened = make(qtbot)
+    assert reopened.windowTitle() == "Settings"
+    assert [reopened.tabs.tabText(i) for i in range(reopened.tabs.count())] == [
+        "Speech",
+        "Language model",
+        "Note",
+        "Program",
+    ]
+    assert reopened.microphone.itemText(0) == "System default"
+    assert reopened.ui_language.currentData() == "en"
+    reopened.base_url.setText("https://u:p@x.local/v1")
+    assert reopened.apply() is None and reopened.error_label.text().startswith("Cannot save")
+
+
+class BrokenKeyring(MemoryKeyring):
+    """A keyring that cannot store anything (locked, no D-Bus)."""
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise RuntimeError("collection is locked")
+
+
+def test_keyring_failure_is_inline_and_saves_nothing(qtbot: QtBot, cfg: Path) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(BrokenKeyring())
+    try:
+        dlg = make(qtbot)
+        dlg.base_url.setText(URL)
+        dlg.api_key.setText(SECRET)
+        with qtbot.assertNotEmitted(dlg.settings_saved):
+            assert dlg.apply() is None
+        msg = dlg.error_label.text()
+        assert msg.startswith("Kan ikke lagre") and "collection is locked" in msg
+        assert "$SCRIBE_LLM_API_KEY" in msg and SECRET not in msg
+        assert not cfg.exists()
+        assert dlg.api_key.text() == SECRET  # kept for another try
+    finally:
+        keyring.set_keyring(previous)
