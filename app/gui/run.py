@@ -22,12 +22,24 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     a.add_argument("--lang", choices=("nb", "en"), help="language of the window (default: settings)")
 
 
+_XCB_LIBS = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
+             "xkbcommon-x11": "libxkbcommon-x11-0", "X11-xcb": "libx11-xcb1"}
+
+
 def _display_problem() -> str | None:
-    if not sys.platform.startswith("linux"):
+    """Why Qt could not open a window here (Qt itself would abort with a core dump)."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return None
-    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+    if os.environ.get("WAYLAND_DISPLAY"):
         return None
-    return "no display for the window: run it in a desktop session, or set QT_QPA_PLATFORM=offscreen"
+    if not os.environ.get("DISPLAY"):
+        return "no display for the window: run it in a desktop session, or set QT_QPA_PLATFORM=offscreen"
+    from ctypes.util import find_library
+
+    missing = [pkg for lib, pkg in _XCB_LIBS.items() if find_library(lib) is None]
+    if missing:
+        return f"system libraries for the window are missing: run ./install.sh or sudo apt-get install {' '.join(missing)}"
+    return None
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -50,6 +62,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     if problem:
         raise ConfigError(problem)
 
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.gui import i18n
@@ -66,6 +79,10 @@ def cmd_app(args: argparse.Namespace) -> int:
         win.models_ready.connect(win.record)
 
         def drafted() -> None:
+            QTimer.singleShot(300, shoot)  # let the new sections lay out and paint first
+
+        def shoot() -> None:
+            app.processEvents()
             shot = getattr(args, "screenshot", None)
             if shot:
                 Path(shot).parent.mkdir(parents=True, exist_ok=True)
