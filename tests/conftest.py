@@ -59,3 +59,6 @@ def engine(model_cache: Path):
     from asr.engine import AsrConfig, AsrEngine
 
     return AsrEngine(AsrConfig(device="cpu"), cache_dir=model_cache)
+
+
+from tests.keyrings import memory_keyring  # noqa: E402, F401 (fixture for every test module)

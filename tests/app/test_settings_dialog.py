@@ -12,8 +12,6 @@ from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFileDialog
 from pytestqt.qtbot import QtBot
@@ -24,43 +22,14 @@ from app.settings import Settings, available_sinks, load_settings, save_settings
 from summarize.llm.registry import available_engines
 from summarize.templates import list_templates
 
+from tests.keyrings import MemoryKeyring
+
 SECRET = "sk-dialog-91c4e2-never-in-files"
 URL = "https://llm.sykehus.local/v1"
 DEVICES = [
     {"index": 0, "name": "Innebygd mikrofon", "channels": 2, "default_samplerate": 48000.0},
     {"index": 3, "name": "Jabra Speak 510", "channels": 1, "default_samplerate": 16000.0},
 ]
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that keeps passwords in a dict."""
-
-    priority = -1  # type: ignore[assignment]  # below the fail backend: never chosen by itself
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.passwords.pop((service, username), None) is None:
-            raise PasswordDeleteError("no such password")
-
-
-@pytest.fixture()
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 @pytest.fixture()

@@ -7,13 +7,10 @@ import os
 import stat
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
 
 from app import settings as settings_mod
 from app.settings import (
@@ -35,28 +32,10 @@ from app.settings import (
 from asr.errors import ConfigError
 from summarize.llm.config import LlmConfig
 
+from tests.keyrings import MemoryKeyring
+
 SECRET = "sk-test-7f3a9c1e-do-not-log"
 URL = "https://llm.sykehus.local/v1"
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that keeps passwords in a dict."""
-
-    priority = -1  # type: ignore[assignment]  # below the fail backend: never chosen by itself
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.passwords.pop((service, username), None) is None:
-            raise PasswordDeleteError("no such password")
 
 
 class BrokenKeyring(MemoryKeyring):
@@ -70,17 +49,6 @@ class BrokenKeyring(MemoryKeyring):
 
     def delete_password(self, service: str, username: str) -> None:
         raise RuntimeError("keyring locked")
-
-
-@pytest.fixture()
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 @pytest.fixture()
