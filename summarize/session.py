@@ -214,6 +214,11 @@ class Session:
             self.filtered = filtered
         self.section_texts = {s.id: s.text for s in draft.sections}
         self.flags = [FlagItem(f) for f in draft.flags]
+        listed = {(f.section, f.text) for f in draft.flags if f.kind == "no_evidence"}
+        for sec in draft.sections:  # a sentence without a source is for the clinician to check
+            for sentence in sec.sentences:
+                if not sentence.evidence and (sec.id, sentence.text) not in listed:
+                    self.flags.append(FlagItem(Flag("no_evidence", sentence.text, sec.id)))
 
     def redraft(self) -> None:
         """The clinician changed the transcript after the draft: draft again."""

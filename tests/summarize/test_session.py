@@ -59,6 +59,17 @@ def test_approval_waits_for_every_flag_and_only_the_session_makes_an_approved_no
         ApprovedNote(**{**{k: getattr(note, k) for k in note.__dataclass_fields__}, "_token": None})
 
 
+def test_a_sentence_without_evidence_is_a_flag_even_if_the_verifier_did_not_list_it() -> None:
+    s = Session(note_template())
+    s.start()
+    s.add_segment(_segment(0, "Jeg har vondt i kneet."))
+    s.stop()
+    s.set_draft(NoteDraft("test", "1.0.0", [NoteSection("anamnese", "Anamnese", [
+        Sentence("Vondt i kneet.", (0,)), Sentence("Melkekommunen fyrte.", ())])]))
+    assert [(f.flag.kind, f.flag.text) for f in s.flags] == [("no_evidence", "Melkekommunen fyrte.")]
+    assert not s.can_approve
+
+
 def test_accepting_a_flag_is_explicit() -> None:
     s = _reviewed()
     s.resolve_flag(0, "accepted")
