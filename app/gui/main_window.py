@@ -218,7 +218,11 @@ class MainWindow(QMainWindow):
         self.template_box = QComboBox()
         for tid, t in sorted(self._templates.items()):
             self.template_box.addItem(f"{t.title} ({tid})", tid)
-        want = template or getattr(getattr(self.settings, "app", None), "default_template", "allmennmedisin")
+        app_settings = getattr(self.settings, "app", None)
+        want = template or getattr(app_settings, "default_template", "allmennmedisin")
+        if not template and getattr(app_settings, "note_language", "nb") == "nn" \
+                and self.template_box.findData(f"{want}-nn") >= 0:
+            want = f"{want}-nn"  # the nynorsk variant of the specialty's template
         idx = self.template_box.findData(want)
         self.template_box.setCurrentIndex(max(0, idx))
         bar.addWidget(self.template_box, 2)

@@ -54,7 +54,7 @@ class FakeBackend:
         audio = (0.05 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
         self.sd = FakeSoundDevice(to_native(audio), pace=0.2)  # 5× real time
         self.settings = SimpleNamespace(app=SimpleNamespace(
-            default_template="allmennmedisin", clipboard_clear_s=0, sink="clipboard",
+            default_template="allmennmedisin", note_language="nb", clipboard_clear_s=0, sink="clipboard",
             consultations_dir="", template_dir=""))
         self.llm = FakeLlm(_answer)
         self.transcriber = ScriptedTranscriber(SCRIPT, unsure=("amlodipin",))
@@ -251,6 +251,20 @@ def test_pause_drops_audio_and_resume_continues(qtbot: Any, window: Any) -> None
     with qtbot.waitSignal(win.draft_ready, timeout=30000):
         qtbot.mouseClick(win.stop_btn, Qt.MouseButton.LeftButton)
     assert win.session.state.value == "review"
+
+
+def test_nynorsk_setting_picks_the_nynorsk_template_and_superusers_get_the_editor(qtbot: Any) -> None:
+    from app.gui.main_window import MainWindow
+
+    backend = FakeBackend()
+    backend.settings.app.note_language = "nn"
+    win = MainWindow(backend, superuser=True)
+    qtbot.addWidget(win)
+    assert win.template_box.currentData() == "allmennmedisin-nn"
+    assert win.templates_btn.text() == "Maler"  # the template editor, for superusers only
+    plain = MainWindow(FakeBackend())
+    qtbot.addWidget(plain)
+    assert plain.template_box.currentData() == "allmennmedisin" and not hasattr(plain, "templates_btn")
 
 
 def test_the_core_never_imports_qt() -> None:
