@@ -73,6 +73,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "error": "Feil: {why}", "no_evidence": "uten kilde i transkripsjonen",
         "extractive": "Uttrekk uten språkmodell – kontroller nøye.",
         "settings": "Innstillinger", "templates": "Maler",
+        "saved": "Innstillingene er lagret (språket i vinduet endres ved neste oppstart).",
+        "saved_later": "Innstillingene er lagret; nye modeller lastes ved neste oppstart.",
         "flag_kind.unsupported_number": "tall ikke sagt", "flag_kind.unsupported_drug": "legemiddel ikke sagt",
         "flag_kind.unsupported_laterality": "side ikke sagt", "flag_kind.unsupported_date": "dato ikke sagt",
         "flag_kind.no_evidence": "uten kilde", "flag_kind.uncertain_asr": "usikkert ord",
@@ -108,6 +110,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "error": "Error: {why}", "no_evidence": "no source in the transcript",
         "extractive": "Extract without a language model – check carefully.",
         "settings": "Settings", "templates": "Templates",
+        "saved": "Settings saved (the window language changes at the next start).",
+        "saved_later": "Settings saved; new models load at the next start.",
     },
 }
 
@@ -795,8 +799,19 @@ class MainWindow(QMainWindow):
         dlg.exec()
 
     def _settings_saved(self, settings: Any) -> None:
-        self.settings = settings
-        self.status.setText(_t(_TEXT, "ready"))
+        """New settings: models are reloaded in the background if theirs changed (between
+        consultations; during one, at the next start); the window language at restart."""
+        old = self.settings
+        self.settings = self.backend.settings = settings
+        models_changed = any(getattr(old, k, None) != getattr(settings, k, None) for k in ("asr", "llm"))
+        idle = self.session is None or self.session.state is State.IDLE
+        if models_changed and idle and self.runner.busy == 0:
+            self._asr_ready = False
+            self.backend.close()
+            self._refresh_buttons()
+            self.load_models()
+        else:
+            self.status.setText(_t(_TEXT, "saved_later") if models_changed else _t(_TEXT, "saved"))
 
     def open_template_editor(self) -> None:
         from PySide6.QtWidgets import QDialog

@@ -267,6 +267,20 @@ def test_nynorsk_setting_picks_the_nynorsk_template_and_superusers_get_the_edito
     assert plain.template_box.currentData() == "allmennmedisin" and not hasattr(plain, "templates_btn")
 
 
+def test_changed_model_settings_reload_the_models_between_consultations(qtbot: Any, window: Any) -> None:
+    from types import SimpleNamespace
+
+    win = window
+    loads: list[str] = []
+    win.backend.load_models = lambda progress: loads.append("load")
+    new = SimpleNamespace(app=win.settings.app, asr=SimpleNamespace(model="nb-whisper-large"), llm=None)
+    with qtbot.waitSignal(win.models_ready, timeout=5000):
+        win._settings_saved(new)
+    assert loads == ["load"] and win.backend.settings is new and win.record_btn.isEnabled()
+    win._settings_saved(new)  # nothing model-related changed: no reload
+    assert loads == ["load"] and "lagret" in win.status.text()
+
+
 def test_the_core_never_imports_qt() -> None:
     import subprocess
     import sys
