@@ -739,6 +739,7 @@ class MainWindow(QMainWindow):
             data.setText(plain)
             data.setHtml(rich)
             self.clipboard.setMimeData(data)
+            _plain_clipboard_at_exit()
         else:
             self.clipboard.setText(plain)
 
@@ -842,6 +843,27 @@ class MainWindow(QMainWindow):
         self.approve_btn.setEnabled(bool(s and s.can_approve and not self._changed_after_draft))
         self.discard_btn.setEnabled(s is not None and state is not State.DONE)
         self.accept_btn.setEnabled(state is State.REVIEW and bool(s and s.unresolved))
+
+
+_exit_hook = False
+
+
+def _plain_clipboard_at_exit() -> None:
+    """PySide6 6.12 crashes at interpreter exit while the clipboard holds rich mime data the
+    program set; at exit the note is left on the clipboard as plain text instead."""
+    global _exit_hook
+    if _exit_hook:
+        return
+    _exit_hook = True
+    import atexit
+
+    def plain() -> None:
+        board = QApplication.clipboard() if QApplication.instance() else None
+        mime = board.mimeData() if board is not None else None
+        if mime is not None and mime.hasHtml():
+            board.setText(board.text())
+
+    atexit.register(plain)
 
 
 def template_save_dir(settings: Any) -> Path:

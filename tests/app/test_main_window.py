@@ -161,6 +161,7 @@ def test_record_stop_review_approve_and_the_session_is_wiped(qtbot: Any, window:
     assert ended.args == ["approved"]
     clip = QApplication.clipboard().text()
     assert "Blodtrykk 140/90." in clip and "brystet" in clip and "Anamnese" in clip
+    assert QApplication.clipboard().mimeData().hasHtml()  # rich text where the target accepts it
     assert "godkjent" in clip  # the rendered note says it was drafted by software and approved
     assert "Sendt" in win.receipt.text()
 
