@@ -3,7 +3,7 @@
 Sinks are chosen by name through :data:`SINKS` (a registry, not an ``if`` chain). The
 clipboard sink ("klipp og lim", what most trials use today) writes through a setter
 the caller injects (the desktop app passes Qt's clipboard; tests pass a list), so this
-module stays Qt-free. Issue #5 adds the FHIR DocumentReference sink here.
+module stays Qt-free. The FHIR DocumentReference sink lives in :mod:`summarize.fhir`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from asr.errors import ScribeError
 from summarize.session import ApprovedNote
 
 logger = logging.getLogger(__name__)
 
 
-class SinkError(Exception):
-    """Delivery failed; the approved note stays in memory for a retry."""
+class SinkError(ScribeError):
+    """Delivery failed; the approved note stays in memory for a retry.
+
+    ``kind`` is a short code for the audit log (never text from the note)."""
+
+    exit_code = 6
+    kind = "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +110,15 @@ def _thread_timer(seconds: float, fn: Callable[[], None]) -> threading.Timer:
 
 
 SinkFactory = Callable[..., EpjSink]
-SINKS: dict[str, SinkFactory] = {"clipboard": ClipboardSink}
+
+
+def _fhir(**kwargs: Any) -> EpjSink:
+    from summarize.fhir import FhirDocumentReferenceSink
+
+    return FhirDocumentReferenceSink(**kwargs)
+
+
+SINKS: dict[str, SinkFactory] = {"clipboard": ClipboardSink, "fhir": _fhir}
 
 
 def create_sink(name: str, **kwargs: Any) -> EpjSink:
