@@ -6,7 +6,10 @@
     scribe models verify [--model DIR]
     scribe models import SOURCE --name NAME
     scribe note AUDIO|--transcript FILE --template ID [--llm NAME|DIR] [--json]
+                [--deliver clipboard|fhir --patient FNR|Patient/ID [--encounter Encounter/ID] [--approve]]
     scribe templates list|show ID|validate [PATH]|render ID --transcript FILE
+    scribe epj test [--sink fhir] [--url URL] | epj secret [--client-id ID]
+    scribe audit verify [--log PATH] | report [--log PATH] [--since YYYY-MM-DD] [--html OUT] [--json]
 
 User errors print one line on stderr and exit non-zero; tracebacks only with --debug.
 """
@@ -76,6 +79,12 @@ def _build_parser() -> argparse.ArgumentParser:
     n.add_argument("--model", metavar="DIR", help="CTranslate2 Whisper directory for the audio")
     n.add_argument("--language", help="ASR language: no (default), nn, en or auto")
     n.add_argument("--json", action="store_true", help="the draft as one JSON object")
+    n.add_argument("--deliver", metavar="SINK", help="after approval, send the note to the EPJ: clipboard or fhir")
+    n.add_argument("--patient", metavar="FNR|Patient/ID", help="fhir: the patient (fødselsnummer, D-nummer or "
+                   "Patient/ID)")
+    n.add_argument("--encounter", metavar="Encounter/ID", help="fhir: the encounter (optional)")
+    n.add_argument("--approve", action="store_true", help="approve the draft as printed, accepting its flags "
+                   "(only after reading it; without it a terminal asks)")
 
     from app.gui.run import add_app_parser
 
@@ -83,6 +92,12 @@ def _build_parser() -> argparse.ArgumentParser:
     from app.cli_templates import add_templates_parser
 
     add_templates_parser(sub)
+    from app.cli_epj import add_epj_parser
+
+    add_epj_parser(sub)
+    from app.cli_audit import add_audit_parser
+
+    add_audit_parser(sub)
     return parser
 
 
@@ -291,8 +306,9 @@ def cmd_models_dispatch(args: argparse.Namespace) -> int:
     return code
 
 
-def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: list[str]) -> tuple[list[Any], float, str]:
-    """Transcribe the audio (as fast as possible) into utterances; a progress bar on a terminal."""
+def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: list[str]) -> tuple[list[Any], float, Any, float]:
+    """Transcribe the audio (as fast as possible) into utterances; a progress bar on a terminal.
+    Returns (utterances, seconds taken, the ASR engine, audio duration)."""
     import time
 
     from asr.engine import AsrEngine
@@ -327,7 +343,65 @@ def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: li
     result.transcript.clear()
     if result.error is not None:
         print(f"scribe: warning: {result.error} (drafting from what was transcribed)", file=sys.stderr)
-    return utterances, time.perf_counter() - t0, engine.model_id
+    return utterances, time.perf_counter() - t0, engine, source.duration
+
+
+def _delivery_sink(args: argparse.Namespace, settings: Any) -> Any:
+    """The sink for ``--deliver``, checked before any work (patient, author, URL, TLS, login)."""
+    from asr.errors import ConfigError
+
+    if not args.deliver:
+        for flag in ("patient", "encounter", "approve"):
+            if getattr(args, flag):
+                raise ConfigError(f"--{flag} goes with --deliver")
+        return None
+    from summarize.sinks import SINKS, create_sink
+
+    name = args.deliver.strip().lower()
+    if name == "clipboard":
+        raise ConfigError("the clipboard sink belongs to the desktop app ('scribe app'); "
+                          "in a terminal the note is printed on stdout")
+    if name not in SINKS:
+        raise ConfigError(f"unknown EPJ sink {name!r}; available: {', '.join(sorted(SINKS))}")
+    if not args.approve and not sys.stdin.isatty():
+        raise ConfigError("--deliver needs --approve when not run from a terminal: read the draft, then approve it")
+    if args.json:
+        raise ConfigError("--deliver prints the note as text for the clinician to read; leave out --json")
+    sink = create_sink(name, config=settings.fhir, patient=args.patient, encounter=args.encounter)
+    sink.preflight()
+    return sink
+
+
+def _approve_and_deliver(args: argparse.Namespace, settings: Any, session: Any, result: Any, sink: Any,
+                         run: Any) -> int:
+    """The clinician approves the printed draft (``--approve`` or a yes at the prompt);
+    the note goes to the EPJ; the audit line is written; the session is wiped."""
+    from summarize.delivery import Delivery, end_session
+
+    audit = settings.audit.open()
+    session.set_draft(result.draft, result.filtered)
+    if not args.approve:
+        print(f"Godkjenn notatet over og send det til journalen ({sink.name})? [j/N] ", end="",
+              file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() not in ("j", "ja", "y", "yes"):
+            end_session(session, "discarded", run=run, audit=audit)
+            print("ikke sendt: utkastet er forkastet", file=sys.stderr)
+            return 0
+    accepted = len(session.unresolved)
+    for i, item in enumerate(session.flags):
+        if item.resolution is None:
+            session.resolve_flag(i, "accepted")
+    delivery = Delivery(session.approve(), sink)
+    try:
+        receipt = delivery.send()
+    except Exception:
+        end_session(session, "failed", delivery=delivery, run=run, audit=audit)
+        print("scribe: the note was NOT stored in the EPJ; it is printed above (copy it, or run again)",
+              file=sys.stderr)
+        raise
+    end_session(session, "delivered", delivery=delivery, run=run, audit=audit)
+    print(f"godkjent ({accepted} merknad(er) godtatt) og sendt: {receipt.detail}", file=sys.stderr)
+    return 0
 
 
 def cmd_note(args: argparse.Namespace) -> int:
@@ -345,19 +419,32 @@ def cmd_note(args: argparse.Namespace) -> int:
         llm={"model": args.llm, "engine": args.llm_engine},
     )
     template = load_template(args.template)  # an unknown template fails before any work
+    sink = _delivery_sink(args, settings)  # so does a wrong patient number or EPJ setting
     engine = None
     if not args.no_llm:  # a missing or wrong model fails before the audio is transcribed
         from summarize.llm.registry import create_engine
 
         engine = create_engine(settings.llm)
     asr_s: float | None = None
-    asr_model = None
+    asr_engine = None
+    audio_s = 0.0
     if args.transcript:
         utterances = read_transcript(Path(args.transcript))
     else:
-        utterances, asr_s, asr_model = _transcribe_for_note(args, settings, list(template.vocabulary))
+        utterances, asr_s, asr_engine, audio_s = _transcribe_for_note(args, settings, list(template.vocabulary))
         if not utterances:
             raise TranscriptInputError(f"no speech was recognised in {args.audio}: nothing to draft")
+    session = None
+    if sink is not None:
+        from asr.types import Segment
+        from summarize.session import Session
+
+        session = Session(template)
+        session.start()
+        for u in utterances:
+            session.add_segment(Segment(u.id, u.start, u.end, u.text, u.words, u.end))
+        session.audio_s = audio_s or (utterances[-1].end if utterances else 0.0)
+        session.stop()
     tty = sys.stderr.isatty() and not args.json
 
     def progress(msg: str) -> None:
@@ -382,17 +469,22 @@ def cmd_note(args: argparse.Namespace) -> int:
         "stop_to_draft_s": round(stop_to_draft, 3),
         "tokens_per_s": result.timing.get("tokens_per_s"),
     }
-    models = {"asr": asr_model, "llm": engine.model_id if engine else None}
+    models = {"asr": getattr(asr_engine, "model_id", None), "llm": engine.model_id if engine else None}
     if args.json:
         print(json.dumps(note_json(result, models, timing), ensure_ascii=False))
     else:
-        print(note_text(result, template))
+        print(note_text(result, template), flush=True)
         print(
             "\nUtkast laget av programvare; klinikeren kontrollerer og godkjenner notatet. "
             f"({'uttrekk uten språkmodell' if result.draft.extractive else models['llm']}, "
             f"{timing['stop_to_draft_s']:.1f} s)",
             file=sys.stderr,
         )
+    if session is not None:
+        from summarize.delivery import RunInfo
+
+        run = RunInfo.of(asr_engine, engine, **timing)
+        return _approve_and_deliver(args, settings, session, result, sink, run)
     return 0
 
 
@@ -403,6 +495,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "note": cmd_note,
     "app": lambda args: __import__("app.gui.run", fromlist=["cmd_app"]).cmd_app(args),
     "templates": lambda args: __import__("app.cli_templates", fromlist=["cmd_templates"]).cmd_templates(args),
+    "epj": lambda args: __import__("app.cli_epj", fromlist=["cmd_epj"]).cmd_epj(args),
+    "audit": lambda args: __import__("app.cli_audit", fromlist=["cmd_audit"]).cmd_audit(args),
 }
 
 
@@ -412,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         args.command = "app"  # `scribe` alone opens the window
     _configure_logging(args.debug, args.verbose)
+    from summarize.privacy import disable_core_dumps
+
+    disable_core_dumps()  # a crash must not write the session's memory to disk
     try:
         return COMMANDS[args.command](args)
     except ScribeError as exc:

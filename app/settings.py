@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from asr.errors import ConfigError
 from asr.models import DEFAULT_ASR_MODEL
+from summarize.fhir import FhirConfig
 from summarize.llm.config import LlmConfig
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,26 @@ class AppSettings(BaseModel):
         return v
 
 
+class AuditSettings(BaseModel):
+    """The PHI-free audit log: one line per session, hash-chained and HMAC-signed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Write one audit line per ended session")
+    path: str = Field(default="", description="Audit log file; empty = the user data directory")
+    keyring_service: str = Field(default="ambient-scribe", description="OS keyring service of the HMAC key")
+
+    def open(self) -> Any:
+        """The :class:`summarize.audit.AuditLog`, or None when disabled. The key is read
+        from the keyring (created on first use) only when a line is written."""
+        if not self.enabled:
+            return None
+        from summarize.audit import AuditLog, audit_key, default_audit_path
+
+        path = Path(self.path).expanduser() if self.path else default_audit_path()
+        return AuditLog(path, lambda: audit_key(self.keyring_service))
+
+
 def available_sinks() -> list[str]:
     """Sink names a user can choose, clipboard first.
 
@@ -222,6 +243,8 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     llm: LlmConfig = Field(default_factory=LlmConfig)
     app: AppSettings = Field(default_factory=AppSettings)
+    fhir: FhirConfig = Field(default_factory=FhirConfig)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @classmethod
     def settings_customise_sources(

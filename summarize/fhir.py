@@ -179,12 +179,8 @@ def build_document_reference(
     from fhir.resources.R4B.documentreference import DocumentReference
     from pydantic import ValidationError
 
-    if not config.author:
-        raise SinkConfigError("no author: set fhir.author to Practitioner/ID or PractitionerRole/ID")
-    if not _REF.match(config.author) or not config.author.startswith("Practitioner"):
-        raise SinkConfigError("fhir.author must look like Practitioner/ID or PractitionerRole/ID")
-    if encounter is not None and not (_REF.match(encounter) and encounter.startswith("Encounter/")):
-        raise SinkConfigError("the encounter must look like Encounter/ID")
+    check_author(config.author)
+    check_encounter(encounter)
     when = created.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
@@ -218,6 +214,18 @@ def build_document_reference(
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise SinkConfigError(f"the DocumentReference does not validate ({where}: {first.get('msg')})") from None
     return resource
+
+
+def check_author(author: str) -> None:
+    if not author:
+        raise SinkConfigError("no author: set fhir.author to Practitioner/ID or PractitionerRole/ID")
+    if not _REF.match(author) or not author.startswith("Practitioner"):
+        raise SinkConfigError("fhir.author must look like Practitioner/ID or PractitionerRole/ID")
+
+
+def check_encounter(encounter: str | None) -> None:
+    if encounter is not None and not (_REF.match(encounter) and encounter.startswith("Encounter/")):
+        raise SinkConfigError("the encounter must look like Encounter/ID")
 
 
 def _extension(url: str, value: str | int | bool) -> dict[str, Any]:
@@ -370,7 +378,16 @@ class FhirDocumentReferenceSink:
         if c.auth == "client_credentials":
             if not c.token_url or not c.client_id:
                 raise SinkConfigError("fhir.auth is client_credentials: set fhir.token_url and fhir.client_id")
+        check_author(c.author)
+        check_encounter(self.encounter)
         self._http()
+
+    def preflight(self) -> None:
+        """:meth:`check`, the patient, and the login: everything before the consultation
+        is transcribed, so a wrong setting costs no work."""
+        self.check()
+        parse_subject(self.patient)
+        self._auth_header()
 
     def _http(self) -> Any:
         if self._client is None:

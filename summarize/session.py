@@ -116,6 +116,8 @@ class Session:
         self.section_texts: dict[str, str] = {}
         self.flags: list[FlagItem] = []
         self.stopped_at: float | None = None
+        self.started_wall: datetime | None = None   # for the audit log
+        self.stopped_wall: datetime | None = None
         self.audio_s = 0.0
         self._wipers: list[Callable[[], None]] = []
 
@@ -127,6 +129,7 @@ class Session:
 
     def start(self) -> None:
         self._go(State.RECORDING)
+        self.started_wall = datetime.now(UTC)
 
     def pause(self) -> None:
         self._go(State.PAUSED)
@@ -138,6 +141,7 @@ class Session:
         """Recording ended: drafting the rest begins."""
         self._go(State.DRAFTING)
         self.stopped_at = self._clock()
+        self.stopped_wall = datetime.now(UTC)
 
     def on_wipe(self, wiper: Callable[[], None]) -> None:
         """Register a buffer outside the session (audio source, transcriber) to clear."""
