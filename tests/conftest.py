@@ -62,3 +62,31 @@ def engine(model_cache: Path):
 
 
 from tests.keyrings import memory_keyring  # noqa: E402, F401 (fixture for every test module)
+
+
+# -- a real FHIR server (sekmet-fhir) for the EPJ tests, started once per test run ---------
+from collections.abc import Iterator  # noqa: E402
+
+from tests.fhir_server import FaultProxy, FhirServer, sekmet_server  # noqa: E402
+
+CLIENT = {"client_id": "scribe-test", "client_secret": "s3cret-for-tests", "scopes": "system/*.*"}
+READ_ONLY = {"client_id": "scribe-readonly", "client_secret": "ro-secret-for-tests", "scopes": "system/*.read"}
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
+    with sekmet_server(Path(tmp_path_factory.mktemp("sekmet"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fhir_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
+    with sekmet_server(Path(tmp_path_factory.mktemp("sekmet-auth")), clients=[CLIENT, READ_ONLY]) as server:
+        yield server
+
+
+@pytest.fixture
+def proxy(fhir_server: FhirServer) -> Iterator[FaultProxy]:
+    p = FaultProxy(fhir_server.base_url.removesuffix("/fhir")).start()
+    yield p
+    p.stop()

@@ -95,9 +95,25 @@ class Backend:
                                options=DraftOptions(strategy=llm.draft, batch_size=llm.batch))
 
     def make_sink(self, **kwargs: Any) -> Any:
+        """The configured sink; the FHIR sink gets its settings and the patient."""
         from summarize.sinks import create_sink
 
-        return create_sink(self.settings.app.sink, **kwargs)
+        name = self.settings.app.sink
+        if name == "fhir":
+            return create_sink("fhir", config=self.settings.fhir, patient=kwargs.get("patient"),
+                               encounter=kwargs.get("encounter"))
+        return create_sink(name, **{k: v for k, v in kwargs.items() if k not in ("patient", "encounter")})
+
+    def audit(self) -> Any:
+        """The audit log (None when switched off); opened once."""
+        if not hasattr(self, "_audit"):
+            self._audit = self.settings.audit.open()
+        return self._audit
+
+    def run_info(self) -> Any:
+        from summarize.delivery import RunInfo
+
+        return RunInfo.of(getattr(self, "asr", None), getattr(self, "llm", None))
 
     def close(self) -> None:
         if self.llm is not None:

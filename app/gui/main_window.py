@@ -68,6 +68,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "changed": "Transkripsjonen er endret etter utkastet: lag utkast på nytt.",
         "sent": "Sendt: {detail}. Økten er slettet fra minnet.",
         "send_failed": "Ikke sendt ({why}). Notatet er beholdt; prøv igjen.",
+        "sending": "Sender til journalen …",
+        "retry": "Send på nytt", "to_clipboard": "Kopier til utklippstavlen",
+        "patient": "Fødselsnr., D-nr. eller Patient/ID",
         "discard_q": "Forkaste opptak, transkripsjon og utkast? Dette kan ikke angres.",
         "close_q": "En konsultasjon er i gang. Forkaste den og lukke?",
         "error": "Feil: {why}", "no_evidence": "uten kilde i transkripsjonen",
@@ -105,6 +108,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "changed": "The transcript changed after the draft: draft again.",
         "sent": "Sent: {detail}. The session is wiped from memory.",
         "send_failed": "Not sent ({why}). The note is kept; try again.",
+        "sending": "Sending to the record …",
+        "retry": "Send again", "to_clipboard": "Copy to the clipboard",
+        "patient": "National ID number, D number or Patient/ID",
         "discard_q": "Discard recording, transcript and draft? This cannot be undone.",
         "close_q": "A consultation is in progress. Discard it and close?",
         "error": "Error: {why}", "no_evidence": "no source in the transcript",
@@ -199,6 +205,8 @@ class MainWindow(QMainWindow):
         self._uncertain: dict[int, set[str]] = {}  # segment id → words to highlight (this session)
         self._changed_after_draft = False
         self._elapsed = 0.0
+        self._delivery: Any = None   # the approved note until it arrived (summarize.delivery.Delivery)
+        self._sending = False
         self._last_tick: float | None = None
         self._templates = {t.id: t for t in list_templates()}
         self.setWindowTitle(_t(_TEXT, "title"))
@@ -339,7 +347,22 @@ class MainWindow(QMainWindow):
         self.approve_btn.setStyleSheet("font-weight: bold;")
         self.approve_btn.clicked.connect(self.approve)
         self.receipt = QLabel("")
+        self.receipt.setWordWrap(True)
+        self.patient = QLineEdit()  # the FHIR sink's patient; not needed for the clipboard
+        self.patient.setPlaceholderText(_t(_TEXT, "patient"))
+        self.patient.setMaximumWidth(260)
+        self.patient.textChanged.connect(self._check_patient)
+        self.patient.setVisible(self._sink_name() == "fhir")
+        self.retry_btn = QPushButton(_t(_TEXT, "retry"))
+        self.retry_btn.clicked.connect(self._send)
+        self.copy_btn = QPushButton(_t(_TEXT, "to_clipboard"))
+        self.copy_btn.clicked.connect(self._send_to_clipboard)
+        self.retry_btn.hide()
+        self.copy_btn.hide()
         foot.addWidget(self.receipt, 1)
+        foot.addWidget(self.patient)
+        foot.addWidget(self.retry_btn)
+        foot.addWidget(self.copy_btn)
         foot.addWidget(self.discard_btn)
         foot.addWidget(self.approve_btn)
         col.addLayout(foot)
@@ -424,6 +447,8 @@ class MainWindow(QMainWindow):
         if self.session is None or self.session.state not in (State.RECORDING, State.PAUSED):
             return
         self.session.stop()
+        self._update_clock()
+        self.session.audio_s = self._elapsed
         self._tick.stop()
         self.busy.show()
         self.status.setText(_t(_TEXT, "drafting"))
@@ -714,22 +739,102 @@ class MainWindow(QMainWindow):
 
     # -- approve / discard ------------------------------------------------------------
     def approve(self) -> None:
+        """The clinician approves: the note is frozen and goes to the configured sink. It
+        stays in memory (with Send again / Copy to the clipboard) until it arrived."""
         s = self.session
-        if s is None or not s.can_approve or self._changed_after_draft:
+        if s is None or not s.can_approve or self._changed_after_draft or self._delivery is not None:
             return
+        from summarize.delivery import Delivery
         from summarize.sinks import SinkError
 
-        note = s.approve()
-        clear_s = getattr(getattr(self.settings, "app", None), "clipboard_clear_s", 0)
+        if self._sink_name() == "fhir" and self._check_patient() is not None:
+            self.patient.setFocus()
+            return
         try:
-            sink = self.backend.make_sink(set_text=self._set_clipboard, get_text=self.clipboard.text,
-                                          clear_after_s=clear_s, schedule=self._schedule)
-            receipt = sink.deliver(note)
+            sink = self._make_sink(self._sink_name())
         except SinkError as exc:
             self.receipt.setText(_t(_TEXT, "send_failed", why=exc))
             return
+        self._delivery = Delivery(s.approve(), sink)
+        for edit in self.section_edits.values():  # approved means approved: no edits after this
+            edit.setReadOnly(True)
+        self._send()
+
+    def _sink_name(self) -> str:
+        return str(getattr(getattr(self.settings, "app", None), "sink", "clipboard") or "clipboard")
+
+    def _make_sink(self, name: str) -> Any:
+        if name == "fhir":
+            return self.backend.make_sink(patient=self.patient.text().strip())
+        clear_s = getattr(getattr(self.settings, "app", None), "clipboard_clear_s", 0)
+        if name == self._sink_name():
+            return self.backend.make_sink(set_text=self._set_clipboard, get_text=self.clipboard.text,
+                                          clear_after_s=clear_s, schedule=self._schedule)
+        from summarize.sinks import ClipboardSink
+
+        return ClipboardSink(self._set_clipboard, self.clipboard.text, clear_after_s=clear_s,
+                             schedule=self._schedule)
+
+    def _check_patient(self) -> str | None:
+        """The patient field's problem (shown in red), None when it is a valid patient."""
+        from summarize.fhir import SinkConfigError, parse_subject
+
+        try:
+            parse_subject(self.patient.text())
+            problem = None
+        except SinkConfigError as exc:
+            problem = str(exc)
+        empty = not self.patient.text().strip()
+        self.patient.setStyleSheet("" if problem is None or empty else "border: 1px solid #c0392b;")
+        self.patient.setToolTip(problem or "")
+        return problem
+
+    def _send(self) -> None:
+        """Deliver the approved note: the clipboard at once, other sinks on a worker thread."""
+        d = self._delivery
+        if d is None:
+            return
+        self.retry_btn.hide()
+        self.copy_btn.hide()
+        self.approve_btn.setEnabled(False)
+        if d.sink.name == "clipboard":  # Qt's clipboard lives on the UI thread
+            from summarize.sinks import SinkError
+
+            try:
+                self._delivered(d.send())
+            except SinkError as exc:
+                self._delivery_failed(str(exc))
+            return
+        self.busy.show()
+        self._sending = True
+        self._refresh_buttons()
+        self.receipt.setText(_t(_TEXT, "sending"))
+        task = workers.TaskWorker(d.send)
+        task.result.connect(self._delivered)
+        task.failed.connect(self._delivery_failed)
+        self.runner.start(task)
+
+    def _delivered(self, receipt: Any) -> None:
+        self._sending = False
+        self.busy.hide()
         self._end("approved")
         self.receipt.setText(_t(_TEXT, "sent", detail=receipt.detail))
+
+    def _delivery_failed(self, why: str) -> None:
+        self._sending = False
+        self.busy.hide()
+        self._refresh_buttons()
+        self.receipt.setText(_t(_TEXT, "send_failed", why=why))
+        self.retry_btn.show()
+        self.copy_btn.setVisible(self._delivery is not None and self._delivery.sink.name != "clipboard")
+
+    def _send_to_clipboard(self) -> None:
+        """The EPJ does not take the note: "klipp og lim" instead (the same approved note)."""
+        d = self._delivery
+        if d is None:
+            return
+        d.sink = self._make_sink("clipboard")
+        self._send()
 
     def _set_clipboard(self, plain: str, rich: str | None) -> None:
         if rich:
@@ -765,7 +870,10 @@ class MainWindow(QMainWindow):
         if recorder is not None:
             recorder.stop()
         if s is not None:
-            s.close()
+            self._finish_session(s, how)
+        self._delivery = None
+        self.retry_btn.hide()
+        self.copy_btn.hide()
         if note is not None:
             self.runner.start(workers.TaskWorker(note.close))  # joins the drafting thread
         self._selected = set()
@@ -782,7 +890,21 @@ class MainWindow(QMainWindow):
         logger.info("session %s", how)
         self.session_ended.emit(how)
 
+    def _finish_session(self, s: Session, how: str) -> None:
+        """The audit line (no patient data), then the wipe (see summarize.delivery)."""
+        from summarize.delivery import RunInfo, end_session
+
+        d = self._delivery
+        outcome = "delivered" if how == "approved" else "failed" if d is not None and d.error else how
+        run_info = getattr(self.backend, "run_info", None)
+        audit = getattr(self.backend, "audit", None)
+        end_session(s, outcome, delivery=d, run=run_info() if callable(run_info) else RunInfo(),
+                    audit=audit() if callable(audit) else None)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt)
+        if self._sending:  # the note is on its way: wait for the answer (or the timeout)
+            event.ignore()
+            return
         if self.session is not None and self.session.state is not State.DONE:
             if not self.discard(ask=not getattr(self, "quiet_close", False)):
                 event.ignore()
@@ -804,6 +926,9 @@ class MainWindow(QMainWindow):
         consultations; during one, at the next start); the window language at restart."""
         old = self.settings
         self.settings = self.backend.settings = settings
+        self.patient.setVisible(self._sink_name() == "fhir")
+        if hasattr(self.backend, "_audit"):
+            del self.backend._audit  # reopened with the new audit settings
         models_changed = any(getattr(old, k, None) != getattr(settings, k, None) for k in ("asr", "llm"))
         idle = self.session is None or self.session.state is State.IDLE
         if models_changed and idle and self.runner.busy == 0:
@@ -840,8 +965,9 @@ class MainWindow(QMainWindow):
         self.mic_box.setEnabled(idle)
         self.rec_label.setText(_t(_TEXT, "recording") if state is State.RECORDING
                                else _t(_TEXT, "paused") if state is State.PAUSED else "")
-        self.approve_btn.setEnabled(bool(s and s.can_approve and not self._changed_after_draft))
-        self.discard_btn.setEnabled(s is not None and state is not State.DONE)
+        self.approve_btn.setEnabled(bool(s and s.can_approve and not self._changed_after_draft
+                                         and self._delivery is None))
+        self.discard_btn.setEnabled(s is not None and state is not State.DONE and not self._sending)
         self.accept_btn.setEnabled(state is State.REVIEW and bool(s and s.unresolved))
 
 

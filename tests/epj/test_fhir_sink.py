@@ -31,7 +31,7 @@ from summarize.identifiers import DNR_SYSTEM, FNR_SYSTEM, PersonNumberError, par
 from summarize.session import ApprovedNote, Session
 from summarize.sinks import create_sink
 from summarize.types import NoteDraft, NoteSection, Sentence
-from tests.epj.conftest import CLIENT, READ_ONLY
+from tests.conftest import CLIENT, READ_ONLY
 from tests.fhir_server import Fault, FaultProxy, FhirServer
 
 FNR = "13097248022"          # checked by hand: k1 = 11 - 163 % 11 = 2, k2 = 11 - 152 % 11 = 2
