@@ -441,9 +441,11 @@ def cmd_note(args: argparse.Namespace) -> int:
 
         session = Session(template)
         session.start()
-        for u in utterances:
-            session.add_segment(Segment(u.id, u.start, u.end, u.text, u.words, u.end))
-        session.audio_s = audio_s or (utterances[-1].end if utterances else 0.0)
+        for i, u in enumerate(utterances):  # a text transcript has no times: keep its order
+            start = u.start if u.start is not None else float(i)
+            end = u.end if u.end is not None else start
+            session.add_segment(Segment(u.id, start, end, u.text, tuple(u.words or ()), end))
+        session.audio_s = audio_s or (utterances[-1].end or 0.0 if utterances else 0.0)
         session.stop()
     tty = sys.stderr.isatty() and not args.json
 

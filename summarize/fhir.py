@@ -54,6 +54,7 @@ TEST_TAG = {"system": "urn:ambient-scribe:tag", "code": "connection-test",
 class SinkConfigError(SinkError):
     """Something is wrong before sending (configuration, patient, author, TLS, login)."""
 
+    exit_code = 2
     kind = "config"
 
 

@@ -1,29 +1,37 @@
-"""The settings dialog: speech recognition, language model, note and program settings.
+"""The settings dialog: speech recognition, language model, note, record (EPJ) and
+program settings.
 
 Values are validated as a whole by pydantic (:func:`app.settings.validate_settings`); an
 invalid value is shown inline and nothing is saved. A valid result is written to the
-user config file (:func:`app.settings.save_settings`), a typed API key goes to the OS
-keyring (never to the file, a log or stdout), the UI language is applied to the process
-and :attr:`SettingsDialog.settings_saved` carries the new :class:`Settings`.
+user config file (:func:`app.settings.save_settings`), a typed API key or FHIR client
+secret goes to the OS keyring (never to the file, a log or stdout), the UI language is
+applied to the process and :attr:`SettingsDialog.settings_saved` carries the new
+:class:`Settings`. The EPJ tab's "Test connection" runs
+:func:`summarize.fhir.connection_test` in the background.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -31,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import i18n
+from app.gui import i18n, workers
 from app.gui.i18n import text
 from app.settings import (
     Settings,
@@ -44,6 +52,7 @@ from app.settings import (
     validate_settings,
 )
 from asr.errors import ConfigError, ScribeError
+from summarize.fhir import FhirConfig
 from summarize.llm.config import LlmConfig
 
 logger = logging.getLogger(__name__)
@@ -60,6 +69,9 @@ COMPUTE_TYPES = (
     "float32",
 )
 ERROR_STYLE = "color: #b00020;"
+OK_STYLE = "color: #1b5e20;"
+FIELD_ERROR_STYLE = "border: 1px solid #b00020;"
+FHIR_AUTH = ("none", "client_credentials")
 
 _TEXT: dict[str, dict[str, str]] = {
     "nb": {
@@ -67,6 +79,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "tab_asr": "Tale",
         "tab_llm": "Språkmodell",
         "tab_note": "Notat",
+        "tab_epj": "Journal (EPJ)",
         "tab_app": "Program",
         "asr_model": "Talemodell",
         "browse": "Bla gjennom …",
@@ -101,6 +114,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "template": "Standardmal",
         "sink": "Notatet sendes til",
         "sink_clipboard": "Utklippstavlen",
+        "sink_fhir": "Journalen (FHIR)",
         "clipboard_clear": "Tøm utklippstavlen etter",
         "never": "Aldri",
         "ui_language": "Programspråk",
@@ -115,12 +129,56 @@ _TEXT: dict[str, dict[str, str]] = {
         "err_consultations": "Konsultasjonsmappen finnes ikke: {path}",
         "err_key_url": "Oppgi tjeneradressen før API-nøkkelen.",
         "err_prefix": "Kan ikke lagre: {error}",
+        "fhir_base_url": "FHIR-adresse",
+        "fhir_auth": "Pålogging",
+        "auth_none": "Ingen (testtjener)",
+        "auth_client_credentials": "OAuth2 klientlegitimasjon (client credentials)",
+        "token_url": "Token-adresse",
+        "client_id": "Klient-ID",
+        "client_secret": "Klienthemmelighet",
+        "secret_placeholder": "tomt = uendret",
+        "secret_stored": "En klienthemmelighet er lagret i nøkkelringen for denne klient-ID-en.",
+        "secret_none": "Ingen klienthemmelighet er lagret for denne klient-ID-en.",
+        "scope": "Scope",
+        "verify_tls": "Kontroller tjenerens TLS-sertifikat",
+        "tls_off": "Advarsel: uten sertifikatkontroll kan forbindelsen til journalen avlyttes "
+        "eller forfalskes. Bruk heller sykehusets CA-fil.",
+        "ca_bundle": "CA-fil (PEM)",
+        "ca_bundle_placeholder": "tomt = systemets sertifikater",
+        "choose_ca": "Velg CA-fil",
+        "ca_filter": "Sertifikater (*.pem *.crt *.cer);;Alle filer (*)",
+        "author": "Forfatter",
+        "type_code": "Dokumenttype (kode)",
+        "type_display": "Dokumenttype (visningsnavn)",
+        "test_patient": "Testpasient (syntetisk fødselsnummer)",
+        "timeout": "Tidsavbrudd",
+        "retries": "Nye forsøk",
+        "test_connection": "Test tilkobling",
+        "testing": "Tester tilkoblingen …",
+        "test_ok": "OK: {reference} lagret og lest tilbake ({seconds:.2f} s)",
+        "test_mismatch": "{reference} ble lagret, men lest tilbake avviker i: {fields}",
+        "test_failed": "Feil: {error}",
+        "audit": "Revisjonslogg",
+        "audit_enabled": "Skriv revisjonslogg (én linje per konsultasjon, ingen pasientdata)",
+        "audit_path": "Loggfil",
+        "audit_path_placeholder": "standard: brukerens datamappe",
+        "choose_audit": "Velg loggfil",
+        "err_fhir_url": "Notatet sendes til journalen: oppgi FHIR-adressen.",
+        "err_fhir_author": "Notatet sendes til journalen: oppgi forfatteren "
+        "(Practitioner/ID eller PractitionerRole/ID).",
+        "err_fhir_login": "OAuth2-pålogging: oppgi token-adressen og klient-ID-en.",
+        "err_author": "Forfatter: {error}",
+        "err_test_patient": "Testpasient: {error}",
+        "err_ca_bundle": "CA-filen finnes ikke: {path}",
+        "err_audit_path": "Revisjonsloggen må være en fil, ikke en mappe: {path}",
+        "err_secret_client": "Oppgi klient-ID-en før klienthemmeligheten.",
     },
     "en": {
         "title": "Settings",
         "tab_asr": "Speech",
         "tab_llm": "Language model",
         "tab_note": "Note",
+        "tab_epj": "Record (EPJ)",
         "tab_app": "Program",
         "asr_model": "Speech model",
         "browse": "Browse …",
@@ -155,6 +213,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "template": "Default template",
         "sink": "Send the note to",
         "sink_clipboard": "Clipboard",
+        "sink_fhir": "The patient record (FHIR)",
         "clipboard_clear": "Clear the clipboard after",
         "never": "Never",
         "ui_language": "Program language",
@@ -169,6 +228,49 @@ _TEXT: dict[str, dict[str, str]] = {
         "err_consultations": "Consultations folder not found: {path}",
         "err_key_url": "Enter the server URL before the API key.",
         "err_prefix": "Cannot save: {error}",
+        "fhir_base_url": "FHIR base URL",
+        "fhir_auth": "Authentication",
+        "auth_none": "None (test server)",
+        "auth_client_credentials": "OAuth2 client credentials",
+        "token_url": "Token URL",
+        "client_id": "Client ID",
+        "client_secret": "Client secret",
+        "secret_placeholder": "empty = unchanged",
+        "secret_stored": "A client secret is stored in the keyring for this client ID.",
+        "secret_none": "No client secret is stored for this client ID.",
+        "scope": "Scope",
+        "verify_tls": "Verify the server's TLS certificate",
+        "tls_off": "Warning: without certificate checks the connection to the record can be "
+        "intercepted or forged. Use the hospital's CA file instead.",
+        "ca_bundle": "CA file (PEM)",
+        "ca_bundle_placeholder": "empty = the system's certificates",
+        "choose_ca": "Choose CA file",
+        "ca_filter": "Certificates (*.pem *.crt *.cer);;All files (*)",
+        "author": "Author",
+        "type_code": "Document type (code)",
+        "type_display": "Document type (display)",
+        "test_patient": "Test patient (synthetic fødselsnummer)",
+        "timeout": "Timeout",
+        "retries": "Retries",
+        "test_connection": "Test connection",
+        "testing": "Testing the connection …",
+        "test_ok": "OK: {reference} stored and read back ({seconds:.2f} s)",
+        "test_mismatch": "{reference} was stored, but the read-back differs in: {fields}",
+        "test_failed": "Error: {error}",
+        "audit": "Audit log",
+        "audit_enabled": "Write an audit log (one line per consultation, no patient data)",
+        "audit_path": "Log file",
+        "audit_path_placeholder": "default: the user data folder",
+        "choose_audit": "Choose log file",
+        "err_fhir_url": "The note goes to the record: enter the FHIR base URL.",
+        "err_fhir_author": "The note goes to the record: enter the author "
+        "(Practitioner/ID or PractitionerRole/ID).",
+        "err_fhir_login": "OAuth2 login: enter the token URL and the client ID.",
+        "err_author": "Author: {error}",
+        "err_test_patient": "Test patient: {error}",
+        "err_ca_bundle": "CA file not found: {path}",
+        "err_audit_path": "The audit log must be a file, not a folder: {path}",
+        "err_secret_client": "Enter the client ID before the client secret.",
     },
 }
 
