@@ -43,6 +43,14 @@ def model_checksum(directory: Path | str | None) -> str | None:
     return None
 
 
+def _model_name(name: str | None) -> str | None:
+    """A model id fit for the audit log: a directory's name, not its path."""
+    if not name:
+        return None
+    short = Path(str(name)).name if ("/" in str(name) or "\\" in str(name)) else str(name)
+    return "-".join(short.split())[:100] or None
+
+
 @dataclass
 class RunInfo:
     """What the front end knows of the models and timings (no patient data)."""
@@ -109,9 +117,9 @@ def audit_record(session: Session, outcome: str, *, delivery: Delivery | None = 
         audio_s=round(session.audio_s, 3) if session.audio_s else None,
         template_id=template_id,
         template_version=str(version) if version is not None else None,
-        asr_model=run.asr_model,
+        asr_model=_model_name(run.asr_model),
         asr_sha256=model_checksum(run.asr_dir),
-        llm_model=run.llm_model or (draft.llm if draft else None),
+        llm_model=_model_name(run.llm_model or (draft.llm if draft else None)),
         llm_sha256=model_checksum(run.llm_dir),
         timings=run.timings or None,
         dropped_segments=len(filtered.dropped) if filtered else 0,

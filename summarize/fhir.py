@@ -144,7 +144,7 @@ class Subject:
 
 
 def parse_subject(text: str | None) -> Subject:
-    """``13097248022`` (fødselsnummer/D-nummer) or ``Patient/123``."""
+    """``13897248098`` (fødselsnummer/D-nummer) or ``Patient/123``."""
     text = (text or "").strip()
     if not text:
         raise SinkConfigError("no patient: give the fødselsnummer, D-nummer or Patient/ID")

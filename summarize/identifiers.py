@@ -50,7 +50,7 @@ def _check_digit(digits: str, weights: tuple[int, ...]) -> int | None:
 def parse_person_number(text: str) -> PersonNumber:
     """The number as a :class:`PersonNumber`, or :class:`PersonNumberError` saying why not.
 
-    Spaces are allowed (``130972 48022``); the message never repeats the whole number.
+    Spaces are allowed (``138972 48098``); the message never repeats the whole number.
     """
     value = re.sub(r"\s", "", text or "")
     if not re.fullmatch(r"\d{11}", value):

@@ -17,7 +17,7 @@ from summarize.fhir import IDENTIFIER_SYSTEM, FhirConfig, decoded_text
 from tests.app.test_main_window import FakeBackend, _record_all
 from tests.fhir_server import Fault, FaultProxy, FhirServer
 
-PATIENT = "13097248022"
+PATIENT = "13897248098"
 
 
 class FhirBackend(FakeBackend):
@@ -76,7 +76,7 @@ def test_approve_sends_to_the_fhir_server_once_and_audits(qtbot: Any, fhir_windo
     assert win.patient.isVisible()
     _reviewed(qtbot, win)
     session = win.session
-    win.patient.setText("13097248023")  # mistyped: red, and nothing is sent
+    win.patient.setText("13897248099")  # mistyped: red, and nothing is sent
     qtbot.mouseClick(win.approve_btn, Qt.MouseButton.LeftButton)
     assert "check digits" in win.patient.toolTip() and win._delivery is None and proxy.posts() == 0
     win.patient.setText(PATIENT)
@@ -101,7 +101,6 @@ def test_a_refusal_keeps_the_note_for_send_again_or_the_clipboard(qtbot: Any, fh
                                                                   proxy: FaultProxy, fhir_server: FhirServer,
                                                                   tmp_path: Path) -> None:
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QApplication
 
     win = fhir_window
     _reviewed(qtbot, win)

@@ -19,7 +19,7 @@ from tests.conftest import CLIENT, CONSULTATIONS
 from tests.fhir_server import Fault, FaultProxy, FhirServer
 
 ROOT = Path(__file__).resolve().parents[2]
-PATIENT = "13097248022"
+PATIENT = "13897248098"
 
 
 @pytest.fixture()
@@ -88,7 +88,7 @@ def test_epj_secret_goes_to_the_keyring_and_the_login_works(env: dict[str, str],
 
 def test_note_deliver_stores_the_approved_note_and_audits(env: dict[str, str], fhir_server: FhirServer,
                                                           transcript: Path, tmp_path: Path) -> None:
-    patient = with_check_digits("010203042")
+    patient = with_check_digits("018501235")
     assert patient
     e = fhir_env(env, fhir_server.base_url)
     p = scribe(e, "note", "--transcript", str(transcript), "--template", "allmennmedisin", "--no-llm",
@@ -116,7 +116,7 @@ def test_note_deliver_refuses_bad_input_before_anything_is_sent(env: dict[str, s
                 "--deliver", "fhir", "--approve"]
         e = fhir_env(env, proxy.base_url)
         cases = [
-            (e, [*base, "--patient", "13097248023"], 2, "check digits"),
+            (e, [*base, "--patient", "13897248099"], 2, "check digits"),
             (e, [*base, "--patient", "123"], 2, "11 digits"),
             (e, base, 2, "no patient"),
             ({**e, "SCRIBE_FHIR__AUTHOR": ""}, [*base, "--patient", PATIENT], 2, "no author"),

@@ -27,14 +27,20 @@ from summarize.fhir import (
     note_identifier,
     parse_subject,
 )
-from summarize.identifiers import DNR_SYSTEM, FNR_SYSTEM, PersonNumberError, parse_person_number, with_check_digits
+from summarize.identifiers import (
+    DNR_SYSTEM,
+    FNR_SYSTEM,
+    PersonNumberError,
+    parse_person_number,
+    with_check_digits,
+)
 from summarize.session import ApprovedNote, Session
 from summarize.sinks import create_sink
 from summarize.types import NoteDraft, NoteSection, Sentence
 from tests.conftest import CLIENT, READ_ONLY
 from tests.fhir_server import Fault, FaultProxy, FhirServer
 
-FNR = "13097248022"          # checked by hand: k1 = 11 - 163 % 11 = 2, k2 = 11 - 152 % 11 = 2
+FNR = "13897248098"          # synthetic (month + 80); by hand: k1 = 11 - 211 % 11 = 9, k2 = 11 - 190 % 11 = 8
 AUTHOR = "PractitionerRole/lege-42"
 NO_SLEEP = {"sleep": lambda s: None}
 
@@ -60,13 +66,13 @@ def stored(server: FhirServer, note: ApprovedNote) -> list[dict]:
 
 # -- person numbers -----------------------------------------------------------------------
 def test_person_numbers_are_checked_and_d_numbers_and_test_numbers_accepted() -> None:
-    assert parse_person_number("130972 48022").kind == "fnr"
+    assert parse_person_number("138972 48098").kind == "fnr"
     assert parse_person_number(FNR).system == FNR_SYSTEM
     dnr = with_check_digits("530972480")  # day 13 + 40
     assert dnr is not None and parse_person_number(dnr).system == DNR_SYSTEM
     synthetic = with_check_digits("138972480")  # Tenor test number: month + 80
     assert synthetic is not None and parse_person_number(synthetic).synthetic
-    for bad, why in (("13097248023", "check digits"), ("1309724802", "11 digits"), ("32097248022", "not a date"),
+    for bad, why in (("13897248099", "check digits"), ("1309724802", "11 digits"), ("32097248022", "not a date"),
                      ("1309724802x", "11 digits")):
         with pytest.raises(PersonNumberError, match=why) as e:
             parse_person_number(bad)
@@ -220,7 +226,7 @@ def _refused_before_sending(proxy: FaultProxy, sink: FhirDocumentReferenceSink, 
 def test_bad_input_is_refused_before_anything_is_sent(proxy: FaultProxy, fhir_auth_server: FhirServer,
                                                       tmp_path: Path, memory_keyring) -> None:
     ok = config(proxy.base_url)
-    _refused_before_sending(proxy, FhirDocumentReferenceSink(ok, patient="13097248023"), "check digits")
+    _refused_before_sending(proxy, FhirDocumentReferenceSink(ok, patient="13897248099"), "check digits")
     _refused_before_sending(proxy, FhirDocumentReferenceSink(ok, patient=""), "no patient")
     _refused_before_sending(proxy, FhirDocumentReferenceSink(FhirConfig(base_url=proxy.base_url), patient=FNR),
                             "no author")
