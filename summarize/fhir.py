@@ -465,7 +465,8 @@ class FhirDocumentReferenceSink:
                 else:
                     raise SinkRejected(r.status_code, f"the EPJ refused the note (HTTP {r.status_code}): "
                                        f"{operation_outcome_text(r)}")
-            logger.warning("FHIR delivery attempt %d failed: %s", attempt + 1, last)
+            # the server's own words stay out of the log: they may quote the patient
+            logger.warning("FHIR delivery attempt %d failed (%s)", attempt + 1, kind)
             if uncertain:
                 self._maybe_stored.add(identifier)
             if attempt >= self.config.retries:

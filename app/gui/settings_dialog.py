@@ -315,7 +315,8 @@ class SettingsDialog(QDialog):
 
     ``input_devices`` are microphones as :func:`asr.sources.list_input_devices` returns
     them (None: ask sounddevice). :meth:`values` and :meth:`apply` drive it without
-    clicks.
+    clicks. :meth:`test_connection` starts the EPJ connection test; its outcome shows in
+    :attr:`test_result`.
     """
 
     settings_saved = Signal(object)
@@ -330,6 +331,9 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self._settings = settings
         self._devices = list(_query_devices() if input_devices is None else input_devices)
+        self._marked: list[QWidget] = []  # fields outlined by the last failed save
+        self.runner = workers.Runner(self)  # the EPJ connection test
+        self._testing = False
         self.setWindowTitle(_t("title"))
         self.setObjectName("SettingsDialog")
 
@@ -337,6 +341,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._build_asr_tab(), _t("tab_asr"))
         self.tabs.addTab(self._build_llm_tab(), _t("tab_llm"))
         self.tabs.addTab(self._build_note_tab(), _t("tab_note"))
+        self.epj_page = self._build_epj_tab()
+        self.tabs.addTab(self.epj_page, _t("tab_epj"))
         self.tabs.addTab(self._build_app_tab(), _t("tab_app"))
 
         self.error_label = QLabel()
@@ -363,8 +369,12 @@ class SettingsDialog(QDialog):
         self, field: QWidget, target: QComboBox | QLineEdit
     ) -> tuple[QWidget, QPushButton]:
         """``field`` with a Browse button that picks a folder into ``target``."""
+        return self._row_with_button(field, lambda: self._browse(target))
+
+    def _row_with_button(self, field: QWidget, pick: Any) -> tuple[QWidget, QPushButton]:
+        """``field`` with a Browse button that calls ``pick``."""
         button = QPushButton(_t("browse"))
-        button.clicked.connect(lambda: self._browse(target))
+        button.clicked.connect(pick)
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
@@ -460,7 +470,7 @@ class SettingsDialog(QDialog):
         form.addRow(_t("template"), self.template)
         self.sink = QComboBox()
         for name in available_sinks():
-            label = _t("sink_clipboard") if name == "clipboard" else name
+            label = _t(f"sink_{name}") if f"sink_{name}" in _TEXT["nb"] else name
             self.sink.addItem(label, name)
         form.addRow(_t("sink"), self.sink)
         self.clipboard_clear = QSpinBox()
@@ -468,6 +478,92 @@ class SettingsDialog(QDialog):
         self.clipboard_clear.setSuffix(" s")
         self.clipboard_clear.setSpecialValueText(_t("never"))
         form.addRow(_t("clipboard_clear"), self.clipboard_clear)
+        return page
+
+    def _build_epj_tab(self) -> QWidget:
+        page = QWidget()
+        outer = QVBoxLayout(page)
+        form = QFormLayout()
+        outer.addLayout(form)
+        self.fhir_base_url = QLineEdit()
+        self.fhir_base_url.setPlaceholderText("https://fhir.sykehus.local/fhir")
+        form.addRow(_t("fhir_base_url"), self.fhir_base_url)
+        self.fhir_auth = _combo([(_t(f"auth_{a}"), a) for a in FHIR_AUTH])
+        self.fhir_auth.currentIndexChanged.connect(self._update_auth_fields)
+        form.addRow(_t("fhir_auth"), self.fhir_auth)
+        self.fhir_token_url = QLineEdit()
+        self.fhir_token_url.setPlaceholderText("https://helseid-sts.sykehus.local/connect/token")
+        form.addRow(_t("token_url"), self.fhir_token_url)
+        self.fhir_client_id = QLineEdit()
+        self.fhir_client_id.editingFinished.connect(self._update_secret_hint)
+        form.addRow(_t("client_id"), self.fhir_client_id)
+        self.fhir_secret = QLineEdit()
+        self.fhir_secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.fhir_secret.setPlaceholderText(_t("secret_placeholder"))
+        form.addRow(_t("client_secret"), self.fhir_secret)
+        self.fhir_secret_hint = QLabel()
+        self.fhir_secret_hint.setWordWrap(True)
+        form.addRow("", self.fhir_secret_hint)
+        self.fhir_scope = QLineEdit()
+        form.addRow(_t("scope"), self.fhir_scope)
+        self.fhir_verify_tls = QCheckBox(_t("verify_tls"))
+        self.fhir_verify_tls.toggled.connect(self._update_tls_warning)
+        form.addRow("", self.fhir_verify_tls)
+        self.fhir_tls_warning = QLabel(_t("tls_off"))
+        self.fhir_tls_warning.setStyleSheet(ERROR_STYLE)
+        self.fhir_tls_warning.setWordWrap(True)
+        self.fhir_tls_warning.hide()
+        form.addRow("", self.fhir_tls_warning)
+        self.fhir_ca_bundle = QLineEdit()
+        self.fhir_ca_bundle.setPlaceholderText(_t("ca_bundle_placeholder"))
+        row, self.fhir_ca_browse = self._row_with_button(self.fhir_ca_bundle, self._browse_ca)
+        form.addRow(_t("ca_bundle"), row)
+        self.fhir_author = QLineEdit()
+        self.fhir_author.setPlaceholderText("Practitioner/ID")
+        form.addRow(_t("author"), self.fhir_author)
+        self.fhir_type_code = QLineEdit()
+        form.addRow(_t("type_code"), self.fhir_type_code)
+        self.fhir_type_display = QLineEdit()
+        form.addRow(_t("type_display"), self.fhir_type_display)
+        self.fhir_test_patient = QLineEdit()
+        self.fhir_test_patient.setPlaceholderText("13897248098")
+        form.addRow(_t("test_patient"), self.fhir_test_patient)
+        self.fhir_timeout = QDoubleSpinBox()
+        self.fhir_timeout.setRange(0.5, 300.0)
+        self.fhir_timeout.setDecimals(1)
+        self.fhir_timeout.setSuffix(" s")
+        form.addRow(_t("timeout"), self.fhir_timeout)
+        self.fhir_retries = QSpinBox()
+        self.fhir_retries.setRange(0, 10)
+        form.addRow(_t("retries"), self.fhir_retries)
+
+        self.test_button = QPushButton(_t("test_connection"))
+        self.test_button.clicked.connect(self.test_connection)
+        self.test_busy = QProgressBar()
+        self.test_busy.setRange(0, 0)  # indeterminate while the test runs
+        self.test_busy.setFixedWidth(120)
+        self.test_busy.hide()
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_busy)
+        test_row.addStretch(1)
+        outer.addLayout(test_row)
+        self.test_result = QLabel()
+        self.test_result.setObjectName("test_result")
+        self.test_result.setWordWrap(True)
+        self.test_result.hide()
+        outer.addWidget(self.test_result)
+
+        group = QGroupBox(_t("audit"))
+        audit_form = QFormLayout(group)
+        self.audit_enabled = QCheckBox(_t("audit_enabled"))
+        audit_form.addRow("", self.audit_enabled)
+        self.audit_path = QLineEdit()
+        self.audit_path.setPlaceholderText(_t("audit_path_placeholder"))
+        row, self.audit_browse = self._row_with_button(self.audit_path, self._browse_audit)
+        audit_form.addRow(_t("audit_path"), row)
+        outer.addWidget(group)
+        outer.addStretch(1)
         return page
 
     def _build_app_tab(self) -> QWidget:
@@ -538,8 +634,30 @@ class SettingsDialog(QDialog):
         self.template_dir.setText(s.app.template_dir)
         self.consultations_dir.setText(s.app.consultations_dir)
 
+        f = s.fhir
+        self.fhir_base_url.setText(f.base_url)
+        _select(self.fhir_auth, f.auth)
+        self.fhir_token_url.setText(f.token_url)
+        self.fhir_client_id.setText(f.client_id)
+        self.fhir_secret.clear()
+        self.fhir_scope.setText(f.scope)
+        self.fhir_verify_tls.setChecked(f.verify_tls)
+        self.fhir_ca_bundle.setText(f.ca_bundle)
+        self.fhir_author.setText(f.author)
+        self.fhir_type_code.setText(f.type_code)
+        self.fhir_type_display.setText(f.type_display)
+        self.fhir_test_patient.setText(f.test_patient)
+        self.fhir_timeout.setValue(f.timeout_s)
+        self.fhir_retries.setValue(f.retries)
+        self.audit_enabled.setChecked(s.audit.enabled)
+        self.audit_path.setText(s.audit.path)
+        self._update_auth_fields()
+        self._update_tls_warning()
+        self._update_secret_hint()
+
     def values(self) -> dict[str, dict[str, Any]]:
-        """The edited settings as nested section dicts (never the API key)."""
+        """The edited settings as nested section dicts (never the API key or the FHIR
+        client secret)."""
         from asr.models import DEFAULT_ASR_MODEL
 
         llm_compute = self.llm_compute.currentText().strip()
@@ -570,6 +688,25 @@ class SettingsDialog(QDialog):
                 "template_dir": self.template_dir.text().strip(),
                 "consultations_dir": self.consultations_dir.text().strip(),
             },
+            "fhir": {
+                "base_url": self.fhir_base_url.text().strip(),
+                "auth": self.fhir_auth.currentData(),
+                "token_url": self.fhir_token_url.text().strip(),
+                "client_id": self.fhir_client_id.text().strip(),
+                "scope": self.fhir_scope.text().strip(),
+                "verify_tls": self.fhir_verify_tls.isChecked(),
+                "ca_bundle": self.fhir_ca_bundle.text().strip(),
+                "author": self.fhir_author.text().strip(),
+                "type_code": self.fhir_type_code.text().strip(),
+                "type_display": self.fhir_type_display.text().strip(),
+                "test_patient": self.fhir_test_patient.text().strip(),
+                "timeout_s": round(self.fhir_timeout.value(), 1),
+                "retries": self.fhir_retries.value(),
+            },
+            "audit": {
+                "enabled": self.audit_enabled.isChecked(),
+                "path": self.audit_path.text().strip(),
+            },
         }
 
     def _check_paths(self, s: Settings) -> str | None:
@@ -592,28 +729,77 @@ class SettingsDialog(QDialog):
             return _t("err_consultations", path=folder)
         return None
 
-    def apply(self) -> Settings | None:
-        """Validate, save and emit; the new settings, or None (error shown inline)."""
+    def _check_epj(self, s: Settings) -> tuple[str, QWidget] | None:
+        """What the EPJ tab needs beyond the model's own checks: the message and the field."""
+        from summarize.fhir import SinkConfigError, check_author
+        from summarize.identifiers import PersonNumberError, parse_person_number
+
+        f = s.fhir
+        if s.app.sink == "fhir":
+            if not f.base_url:
+                return _t("err_fhir_url"), self.fhir_base_url
+            if not f.author:
+                return _t("err_fhir_author"), self.fhir_author
+            if f.auth == "client_credentials" and not (f.token_url and f.client_id):
+                return _t("err_fhir_login"), (
+                    self.fhir_client_id if f.token_url else self.fhir_token_url
+                )
+        if f.author:
+            try:
+                check_author(f.author)
+            except SinkConfigError as exc:
+                return _t("err_author", error=exc), self.fhir_author
+        if f.test_patient:
+            try:
+                parse_person_number(f.test_patient)
+            except PersonNumberError as exc:
+                return _t("err_test_patient", error=exc), self.fhir_test_patient
+        if f.ca_bundle and not Path(f.ca_bundle).expanduser().is_file():
+            return _t("err_ca_bundle", path=f.ca_bundle), self.fhir_ca_bundle
+        if s.audit.path and Path(s.audit.path).expanduser().is_dir():
+            return _t("err_audit_path", path=s.audit.path), self.audit_path
+        return None
+
+    def _merged(self) -> dict[str, Any]:
         merged = self._settings.model_dump()
         for section, edited in self.values().items():
             merged.setdefault(section, {}).update(edited)
+        return merged
+
+    def apply(self) -> Settings | None:
+        """Validate, save and emit; the new settings, or None (error shown inline)."""
+        self._unmark()
         try:
-            new = validate_settings(merged)
+            new = validate_settings(self._merged())
         except ScribeError as exc:
+            message = str(exc)
+            if message.startswith(("invalid setting fhir.", "invalid setting audit.")):
+                self.tabs.setCurrentWidget(self.epj_page)
             self._fail(_t("err_prefix", error=exc))
             return None
         problem = self._check_paths(new)
         if problem:
             self._fail(problem)
             return None
+        epj = self._check_epj(new)
+        if epj:
+            self._fail(*epj)
+            return None
         key = self.api_key.text().strip()
+        if key and not new.llm.base_url:
+            self._fail(_t("err_key_url"))
+            return None
+        secret = self.fhir_secret.text().strip()
+        if secret and not new.fhir.client_id:
+            self._fail(_t("err_secret_client"), self.fhir_client_id)
+            return None
         try:
             if key:
-                if not new.llm.base_url:
-                    self._fail(_t("err_key_url"))
-                    return None
                 store_api_key(new.llm, key)
                 self.api_key.clear()
+            if secret:
+                _store_fhir_secret(new.fhir, secret)
+                self.fhir_secret.clear()
             save_settings(new)
         except ConfigError as exc:
             self._fail(_t("err_prefix", error=exc))
@@ -622,6 +808,7 @@ class SettingsDialog(QDialog):
         self.error_label.clear()
         self.error_label.hide()
         self._update_key_hint()
+        self._update_secret_hint()
         i18n.set_language(new.app.ui_language)
         self.settings_saved.emit(new)
         return new
@@ -632,9 +819,23 @@ class SettingsDialog(QDialog):
         return self._settings
 
     # ------------------------------------------------------------------------ slots
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, field: QWidget | None = None) -> None:
+        """Show ``message`` under the tabs; ``field`` (on the EPJ tab) is brought into
+        view, outlined and focused."""
         self.error_label.setText(message)
         self.error_label.show()
+        if field is not None:
+            self.tabs.setCurrentWidget(self.epj_page)
+            field.setStyleSheet(FIELD_ERROR_STYLE)
+            field.setToolTip(message)
+            self._marked.append(field)
+            field.setFocus()
+
+    def _unmark(self) -> None:
+        for field in self._marked:
+            field.setStyleSheet("")
+            field.setToolTip("")
+        self._marked.clear()
 
     def _on_ok(self) -> None:
         if self.apply() is not None:
@@ -650,6 +851,122 @@ class SettingsDialog(QDialog):
             target.setCurrentText(chosen)
         else:
             target.setText(chosen)
+
+    def _browse_ca(self) -> None:
+        start = self.fhir_ca_bundle.text().strip()
+        chosen, _ = QFileDialog.getOpenFileName(
+            self, _t("choose_ca"), str(Path(start).expanduser()) if start else "", _t("ca_filter")
+        )
+        if chosen:
+            self.fhir_ca_bundle.setText(chosen)
+
+    def _browse_audit(self) -> None:
+        start = self.audit_path.text().strip()
+        chosen, _ = QFileDialog.getSaveFileName(
+            self,
+            _t("choose_audit"),
+            str(Path(start).expanduser()) if start else "",
+            "",
+            "",
+            QFileDialog.Option.DontConfirmOverwrite,  # an existing log is appended to
+        )
+        if chosen:
+            self.audit_path.setText(chosen)
+
+    def _update_auth_fields(self) -> None:
+        oauth = self.fhir_auth.currentData() == "client_credentials"
+        for field in (self.fhir_token_url, self.fhir_client_id, self.fhir_secret, self.fhir_scope):
+            field.setEnabled(oauth)
+        self.fhir_secret_hint.setEnabled(oauth)
+
+    def _update_tls_warning(self) -> None:
+        self.fhir_tls_warning.setVisible(not self.fhir_verify_tls.isChecked())
+
+    def _update_secret_hint(self) -> None:
+        client_id = self.fhir_client_id.text().strip()
+        service = self._settings.fhir.keyring_service
+        stored = False
+        if client_id and service:
+            try:
+                import keyring
+
+                stored = bool(keyring.get_password(service, client_id))
+            except Exception as exc:
+                logger.debug("cannot read the OS keyring (%s)", type(exc).__name__)
+        self.fhir_secret_hint.setText(_t("secret_stored") if stored else _t("secret_none"))
+
+    # ------------------------------------------------------------------------ EPJ test
+    def form_fhir_config(self) -> FhirConfig:
+        """The FHIR settings as now typed (raises ConfigError naming a bad value)."""
+        from pydantic import ValidationError
+
+        try:
+            return FhirConfig.model_validate(self._merged()["fhir"])
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            raise ConfigError(f"invalid setting fhir.{where}: {msg}") from None
+
+    def test_connection(self) -> None:
+        """Send a synthetic test document with the settings as typed and read it back, in
+        the background; the outcome shows in :attr:`test_result`."""
+        from summarize.fhir import connection_test
+
+        if self._testing:
+            return
+        try:
+            config = self.form_fhir_config()
+        except ScribeError as exc:
+            self._show_test(_t("test_failed", error=exc), ok=False)
+            return
+        typed = self.fhir_secret.text().strip()
+        secret = (lambda: typed) if typed and config.auth == "client_credentials" else None
+        self._testing = True
+        self.test_button.setEnabled(False)
+        self.test_busy.show()
+        self._show_test(_t("testing"), ok=None)
+        task = workers.TaskWorker(functools.partial(connection_test, config, secret=secret))
+        task.result.connect(self._on_test_result)
+        task.failed.connect(self._on_test_failed)
+        self.runner.start(task)
+
+    @Slot(object)
+    def _on_test_result(self, outcome: object) -> None:
+        self._test_done()
+        out = outcome if isinstance(outcome, dict) else {}
+        ref = str(out.get("reference", "?"))
+        if out.get("ok"):
+            seconds = float(out.get("sent_s", 0))
+            self._show_test(_t("test_ok", reference=ref, seconds=seconds), ok=True)
+        else:
+            checked = out.get("checked") or {}
+            bad = ", ".join(k for k, same in checked.items() if not same) or "?"
+            self._show_test(_t("test_mismatch", reference=ref, fields=bad), ok=False)
+
+    @Slot(str)
+    def _on_test_failed(self, why: str) -> None:
+        self._test_done()
+        self._show_test(_t("test_failed", error=why), ok=False)
+
+    def _test_done(self) -> None:
+        self._testing = False
+        self.test_busy.hide()
+        self.test_button.setEnabled(True)
+
+    def _show_test(self, message: str, *, ok: bool | None) -> None:
+        self.test_result.setText(message)
+        self.test_result.setStyleSheet("" if ok is None else OK_STYLE if ok else ERROR_STYLE)
+        self.test_result.show()
+
+    def done(self, result: int) -> None:
+        """Closing waits for a running connection test (its thread must not outlive us)."""
+        self.runner.wait_all()
+        super().done(result)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt)
+        self.runner.wait_all()
+        super().closeEvent(event)
 
     def _key_config(self) -> LlmConfig | None:
         """The LLM settings with the URL now typed (None while it is not a valid URL)."""
@@ -677,3 +994,21 @@ class SettingsDialog(QDialog):
             return
         self._update_key_hint()
         self.api_key_hint.setText(_t("api_key_deleted"))
+
+
+def _store_fhir_secret(config: FhirConfig, secret: str) -> None:
+    """The FHIR client secret into the OS keyring (service ``keyring_service``, user
+    ``client_id``: where :class:`summarize.fhir.TokenSource` looks)."""
+    if not config.keyring_service:
+        raise ConfigError("fhir.keyring_service is empty: name the OS keyring service to use")
+    try:
+        import keyring
+
+        keyring.set_password(config.keyring_service, config.client_id, secret)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError(
+            f"cannot store the FHIR client secret in the OS keyring ({type(exc).__name__}"
+            f"{': ' + detail if detail else ''})"
+        ) from None
+    logger.info("FHIR client secret for %s stored in the OS keyring", config.client_id)

@@ -90,6 +90,7 @@ def test_shows_current_values(qtbot: QtBot, cfg: Path) -> None:
         "Tale",
         "Språkmodell",
         "Notat",
+        "Journal (EPJ)",
         "Program",
     ]
     assert dlg.asr_device.currentData() == "cpu"
@@ -323,6 +324,7 @@ def test_ui_language_switch_to_english(qtbot: QtBot, cfg: Path) -> None:
         "Speech",
         "Language model",
         "Note",
+        "Record (EPJ)",
         "Program",
     ]
     assert reopened.microphone.itemText(0) == "System default"

@@ -131,13 +131,15 @@ def test_a_connection_dropped_after_the_server_stored_the_note_makes_no_duplicat
         assert proxy.posts() == 1 and ("GET" in {m for m, _ in proxy.seen})
 
 
-def test_500_is_retried_and_recovers(fhir_server: FhirServer, proxy: FaultProxy) -> None:
+def test_500_is_retried_and_recovers(fhir_server: FhirServer, proxy: FaultProxy,
+                                     caplog: pytest.LogCaptureFixture) -> None:
     note = approved()
     proxy.faults = deque([Fault("status", 500, {"resourceType": "OperationOutcome", "issue": [
         {"severity": "fatal", "code": "exception", "diagnostics": "database busy"}]})])
     sink = FhirDocumentReferenceSink(config(proxy.base_url), patient=FNR, **NO_SLEEP)
     sink.deliver(note)
     assert len(stored(fhir_server, note)) == 1 and proxy.posts() == 2 and sink.attempts == 2
+    assert "http_500" in caplog.text and "database busy" not in caplog.text  # the server's words: not logged
 
 
 def test_422_shows_the_operation_outcome_and_the_note_can_still_go(fhir_server: FhirServer,
