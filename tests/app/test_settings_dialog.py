@@ -10,10 +10,11 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import keyring
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFileDialog
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFileDialog, QLineEdit
 from pytestqt.qtbot import QtBot
 
 from app.gui import i18n
@@ -21,7 +22,7 @@ from app.gui.settings_dialog import ERROR_STYLE, SettingsDialog
 from app.settings import Settings, available_sinks, load_settings, save_settings
 from summarize.llm.registry import available_engines
 from summarize.templates import list_templates
-
+from tests.fhir_server import FhirServer, free_port
 from tests.keyrings import MemoryKeyring
 
 SECRET = "sk-dialog-91c4e2-never-in-files"
@@ -356,3 +357,306 @@ def test_keyring_failure_is_inline_and_saves_nothing(qtbot: QtBot, cfg: Path) ->
         assert dlg.api_key.text() == SECRET  # kept for another try
     finally:
         keyring.set_keyring(previous)
+
+
+# -- the EPJ tab -------------------------------------------------------------------------
+
+FHIR_URL = "https://fhir.sykehus.local/fhir"
+TOKEN_URL = "https://helseid-sts.sykehus.local/connect/token"
+FHIR_SECRET = "fhir-client-secret-7d2a-never-in-files"
+TEST_FNR = "13897248098"  # synthetic (month + 80): no real person
+
+
+def fill_epj(dlg: SettingsDialog, **fields: str) -> None:
+    for name, value in fields.items():
+        getattr(dlg, f"fhir_{name}").setText(value)
+
+
+def test_epj_tab_round_trips_and_secret_goes_to_keyring_only(
+    qtbot: QtBot,
+    cfg: Path,
+    tmp_path: Path,
+    memory_keyring: MemoryKeyring,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    ca = tmp_path / "sykehus-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    dlg = make(qtbot)
+    assert dlg.tabs.tabText(dlg.tabs.indexOf(dlg.epj_page)) == "Journal (EPJ)"
+    assert [dlg.fhir_auth.itemData(i) for i in range(dlg.fhir_auth.count())] == [
+        "none",
+        "client_credentials",
+    ]
+    # defaults: no login fields, TLS checked without a warning, audit on
+    assert dlg.fhir_auth.currentData() == "none"
+    assert not any(
+        w.isEnabled()
+        for w in (dlg.fhir_token_url, dlg.fhir_client_id, dlg.fhir_secret, dlg.fhir_scope)
+    )
+    assert dlg.fhir_verify_tls.isChecked() and dlg.fhir_tls_warning.isHidden()
+    assert (
+        dlg.audit_enabled.isChecked() and dlg.fhir_secret.echoMode() == QLineEdit.EchoMode.Password
+    )
+    assert dlg.fhir_type_code.text() == "1050" and dlg.fhir_timeout.value() == 15.0
+
+    pick(dlg.sink, "fhir")
+    pick(dlg.fhir_auth, "client_credentials")
+    assert all(
+        w.isEnabled()
+        for w in (dlg.fhir_token_url, dlg.fhir_client_id, dlg.fhir_secret, dlg.fhir_scope)
+    )
+    fill_epj(
+        dlg,
+        base_url=FHIR_URL + "/",
+        token_url=TOKEN_URL,
+        client_id="scribe-gp",
+        secret=FHIR_SECRET,
+        scope="system/DocumentReference.write",
+        ca_bundle=str(ca),
+        author="PractitionerRole/lege-42",
+        type_code="1060",
+        type_display="Poliklinisk notat",
+        test_patient=TEST_FNR,
+    )
+    dlg.fhir_verify_tls.setChecked(False)
+    assert not dlg.fhir_tls_warning.isHidden()
+    assert dlg.fhir_tls_warning.styleSheet() == ERROR_STYLE
+    dlg.fhir_verify_tls.setChecked(True)
+    assert dlg.fhir_tls_warning.isHidden()
+    dlg.fhir_timeout.setValue(30.5)
+    dlg.fhir_retries.setValue(1)
+    dlg.audit_enabled.setChecked(False)
+    dlg.audit_path.setText(str(tmp_path / "audit.log"))
+    assert "Ingen" in dlg.fhir_secret_hint.text()
+    assert FHIR_SECRET not in str(dlg.values())
+
+    with qtbot.waitSignal(dlg.settings_saved, timeout=2000) as blocker:
+        assert dlg.apply() is not None
+    saved: Settings = blocker.args[0]
+    data = read(cfg)
+    assert data["app"]["sink"] == "fhir"
+    assert data["fhir"] == {
+        "base_url": FHIR_URL,
+        "auth": "client_credentials",
+        "token_url": TOKEN_URL,
+        "client_id": "scribe-gp",
+        "scope": "system/DocumentReference.write",
+        "ca_bundle": str(ca),
+        "timeout_s": 30.5,
+        "retries": 1,
+        "author": "PractitionerRole/lege-42",
+        "type_code": "1060",
+        "type_display": "Poliklinisk notat",
+        "test_patient": TEST_FNR,
+    }
+    assert data["audit"] == {"enabled": False, "path": str(tmp_path / "audit.log")}
+    assert load_settings() == saved and saved.fhir.base_url == FHIR_URL
+    # the secret: in the keyring under (service, client id), nowhere else
+    assert memory_keyring.passwords == {("ambient-scribe-fhir", "scribe-gp"): FHIR_SECRET}
+    assert FHIR_SECRET not in cfg.read_text(encoding="utf-8") and FHIR_SECRET not in caplog.text
+    assert dlg.fhir_secret.text() == "" and "lagret" in dlg.fhir_secret_hint.text()
+
+    # reopened: everything shown again, the secret only as "stored"; empty = unchanged
+    again = make(qtbot)
+    assert (
+        again.fhir_base_url.text() == FHIR_URL
+        and again.fhir_auth.currentData() == "client_credentials"
+    )
+    assert (
+        again.fhir_author.text() == "PractitionerRole/lege-42" and again.fhir_retries.value() == 1
+    )
+    assert again.fhir_timeout.value() == 30.5 and not again.audit_enabled.isChecked()
+    assert again.fhir_secret.text() == "" and "lagret" in again.fhir_secret_hint.text()
+    again.fhir_client_id.setText("annen-klient")
+    qtbot.keyClick(again.fhir_client_id, Qt.Key.Key_Return)  # editing finished
+    assert "Ingen" in again.fhir_secret_hint.text()
+    again.fhir_client_id.setText("scribe-gp")
+    assert again.apply() is not None and read(cfg) == data
+    assert memory_keyring.passwords == {("ambient-scribe-fhir", "scribe-gp"): FHIR_SECRET}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"base_url": "", "author": "Practitioner/it-1"}, "base_url", "FHIR-adressen"),
+        ({"base_url": FHIR_URL, "author": ""}, "author", "oppgi forfatteren"),
+        ({"base_url": FHIR_URL, "author": "Patient/1"}, "author", "Practitioner/ID"),
+        ({"base_url": FHIR_URL, "author": "lege 42"}, "author", "Forfatter:"),
+        (
+            {"base_url": FHIR_URL, "author": "Practitioner/it-1", "test_patient": "13897248099"},
+            "test_patient",
+            "check digits",
+        ),
+        (
+            {"base_url": FHIR_URL, "author": "Practitioner/it-1", "test_patient": "1309724"},
+            "test_patient",
+            "11 digits",
+        ),
+        (
+            {"base_url": FHIR_URL, "author": "Practitioner/it-1", "ca_bundle": "/nowhere/ca.pem"},
+            "ca_bundle",
+            "/nowhere/ca.pem",
+        ),
+        (
+            {"base_url": "ftp://fhir.sykehus.local", "author": "Practitioner/it-1"},
+            None,
+            "fhir.base_url",
+        ),
+    ],
+)
+def test_epj_errors_are_inline_and_save_nothing(
+    qtbot: QtBot,
+    cfg: Path,
+    memory_keyring: MemoryKeyring,
+    fields: dict,
+    field: str | None,
+    message: str,
+) -> None:
+    dlg = make(qtbot)
+    dlg.show()
+    pick(dlg.sink, "fhir")
+    fill_epj(dlg, **fields)
+    dlg.fhir_secret.setText(FHIR_SECRET)  # typed, but nothing may be stored
+    dlg.fhir_client_id.setText("scribe-gp")
+    with qtbot.assertNotEmitted(dlg.settings_saved):
+        assert dlg.apply() is None
+    assert not dlg.error_label.isHidden() and message in dlg.error_label.text()
+    assert dlg.error_label.styleSheet() == ERROR_STYLE
+    assert dlg.tabs.currentWidget() is dlg.epj_page  # the tab with the bad field is shown
+    if field is not None:
+        widget = getattr(dlg, f"fhir_{field}")
+        assert widget.styleSheet() and dlg.focusWidget() is widget
+    assert not cfg.exists() and memory_keyring.passwords == {}
+    assert dlg.fhir_secret.text() == FHIR_SECRET  # kept for another try
+
+
+def test_epj_checks_depend_on_the_sink(qtbot: QtBot, cfg: Path, tmp_path: Path) -> None:
+    dlg = make(qtbot)
+    assert dlg.sink.currentData() == "clipboard"
+    assert dlg.apply() is not None  # clipboard: no FHIR address needed
+    assert "fhir" not in read(cfg)  # defaults are not written
+    fill_epj(dlg, test_patient="12345678901")  # a bad value is refused whatever the sink
+    assert dlg.apply() is None and "Testpasient" in dlg.error_label.text()
+    fill_epj(dlg, test_patient=TEST_FNR, base_url=FHIR_URL, author="Practitioner/it-1")
+    dlg.fhir_secret.setText(FHIR_SECRET)  # but no client id
+    assert dlg.apply() is None and "klient-ID" in dlg.error_label.text()
+    assert dlg.fhir_client_id.styleSheet() and dlg.fhir_test_patient.styleSheet() == ""
+    dlg.fhir_secret.clear()
+    dlg.audit_path.setText(str(tmp_path))  # a folder
+    assert dlg.apply() is None and "mappe" in dlg.error_label.text()
+    dlg.audit_path.clear()
+    pick(dlg.sink, "fhir")
+    pick(dlg.fhir_auth, "client_credentials")  # without token URL and client id
+    assert dlg.apply() is None and "token-adressen" in dlg.error_label.text()
+    pick(dlg.fhir_auth, "none")
+    assert dlg.apply() is not None and dlg.error_label.isHidden()
+    assert dlg.fhir_client_id.styleSheet() == ""  # the outline went with the error
+    assert read(cfg)["fhir"] == {
+        "base_url": FHIR_URL,
+        "author": "Practitioner/it-1",
+        "test_patient": TEST_FNR,
+    }
+
+
+def test_epj_browse_buttons(
+    qtbot: QtBot, cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = tmp_path / "ca.pem"
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(ca), "")))
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(tmp_path / "a.log"), ""))
+    )
+    dlg = make(qtbot)
+    qtbot.mouseClick(dlg.fhir_ca_browse, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dlg.audit_browse, Qt.MouseButton.LeftButton)
+    assert dlg.values()["fhir"]["ca_bundle"] == str(ca)
+    assert dlg.values()["audit"]["path"] == str(tmp_path / "a.log")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: ("", "")))
+    qtbot.mouseClick(dlg.fhir_ca_browse, Qt.MouseButton.LeftButton)  # cancelled: unchanged
+    assert dlg.fhir_ca_bundle.text() == str(ca)
+
+
+def test_fhir_secret_keyring_failure_is_inline_and_saves_nothing(qtbot: QtBot, cfg: Path) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(BrokenKeyring())
+    try:
+        dlg = make(qtbot)
+        pick(dlg.fhir_auth, "client_credentials")
+        fill_epj(dlg, client_id="scribe-gp", secret=FHIR_SECRET)
+        with qtbot.assertNotEmitted(dlg.settings_saved):
+            assert dlg.apply() is None
+        msg = dlg.error_label.text()
+        assert msg.startswith("Kan ikke lagre") and "collection is locked" in msg
+        assert FHIR_SECRET not in msg and not cfg.exists()
+        assert dlg.fhir_secret.text() == FHIR_SECRET
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_connection_button_against_a_real_fhir_server(
+    qtbot: QtBot, cfg: Path, fhir_server: FhirServer
+) -> None:
+    dlg = make(qtbot)
+    dlg.show()
+    assert dlg.test_result.isHidden() and dlg.test_busy.isHidden()
+    fill_epj(dlg, base_url=fhir_server.base_url, author="Practitioner/it-1", test_patient=TEST_FNR)
+    qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)
+    assert not dlg.test_button.isEnabled() and not dlg.test_busy.isHidden()  # while it runs
+    qtbot.waitUntil(lambda: dlg.test_result.text().startswith("OK"), timeout=20_000)
+    text = dlg.test_result.text()
+    assert (
+        "DocumentReference/" in text and "lagret og lest tilbake" in text and text.endswith(" s)")
+    )
+    assert dlg.test_button.isEnabled() and dlg.test_busy.isHidden()
+    ref = text.split()[1]
+    doc = httpx.get(f"{fhir_server.base_url}/{ref}", timeout=10).json()
+    assert doc["subject"]["identifier"]["value"] == TEST_FNR
+    assert doc["meta"]["tag"][0]["code"] == "connection-test"
+    assert not cfg.exists()  # testing saves nothing
+    qtbot.waitUntil(lambda: dlg.runner.busy == 0, timeout=5000)
+
+
+def test_connection_failure_shows_one_line_error(qtbot: QtBot, cfg: Path) -> None:
+    dlg = make(qtbot)
+    fill_epj(dlg, base_url=f"http://127.0.0.1:{free_port()}/fhir", author="Practitioner/it-1")
+    qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)  # no test patient
+    qtbot.waitUntil(lambda: dlg.test_result.text().startswith("Feil"), timeout=5000)
+    assert "test patient" in dlg.test_result.text()
+    assert dlg.test_result.styleSheet() == ERROR_STYLE and dlg.test_button.isEnabled()
+    fill_epj(dlg, test_patient=TEST_FNR)
+    dlg.fhir_retries.setValue(0)  # nobody listens there: fails at once
+    qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "cannot connect" in dlg.test_result.text(), timeout=10_000)
+    assert "\n" not in dlg.test_result.text() and dlg.test_busy.isHidden()
+    fill_epj(dlg, base_url="ftp://x")  # invalid in the form: no background work at all
+    qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)
+    assert "fhir.base_url" in dlg.test_result.text() and dlg.runner.busy == 0
+
+
+def test_connection_test_uses_the_typed_client_secret(
+    qtbot: QtBot, cfg: Path, memory_keyring: MemoryKeyring, fhir_auth_server: FhirServer
+) -> None:
+    from tests.conftest import CLIENT
+
+    dlg = make(qtbot)
+    pick(dlg.fhir_auth, "client_credentials")
+    fill_epj(
+        dlg,
+        base_url=fhir_auth_server.base_url,
+        token_url=fhir_auth_server.token_url,
+        client_id=CLIENT["client_id"],
+        scope=CLIENT["scopes"],
+        author="Practitioner/it-1",
+        test_patient=TEST_FNR,
+    )
+    dlg.fhir_retries.setValue(0)
+    qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)  # nothing typed, none stored
+    qtbot.waitUntil(lambda: dlg.test_result.text().startswith("Feil"), timeout=10_000)
+    assert "keyring" in dlg.test_result.text()
+    dlg.fhir_secret.setText(CLIENT["client_secret"])  # typed, not yet saved
+    qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.test_result.text().startswith("OK"), timeout=20_000)
+    assert "DocumentReference/" in dlg.test_result.text()
+    assert memory_keyring.passwords == {} and not cfg.exists()  # testing stores nothing
+    assert CLIENT["client_secret"] not in dlg.test_result.text()
