@@ -10,6 +10,7 @@
     scribe templates list|show ID|validate [PATH]|render ID --transcript FILE
     scribe epj test [--sink fhir] [--url URL] | epj secret [--client-id ID]
     scribe audit verify [--log PATH] | report [--log PATH] [--since YYYY-MM-DD] [--html OUT] [--json]
+    scribe bench hardware|mic|models [--json OUT] [--html OUT]
 
 User errors print one line on stderr and exit non-zero; tracebacks only with --debug.
 """
@@ -98,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from app.cli_audit import add_audit_parser
 
     add_audit_parser(sub)
+    from app.cli_bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -499,6 +503,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "templates": lambda args: __import__("app.cli_templates", fromlist=["cmd_templates"]).cmd_templates(args),
     "epj": lambda args: __import__("app.cli_epj", fromlist=["cmd_epj"]).cmd_epj(args),
     "audit": lambda args: __import__("app.cli_audit", fromlist=["cmd_audit"]).cmd_audit(args),
+    "bench": lambda args: __import__("app.cli_bench", fromlist=["cmd_bench"]).cmd_bench(args),
 }
 
 
