@@ -533,6 +533,9 @@ _REASONS: dict[str, dict[str, str]] = {
         "input",
         "wer_marginal": "word error rate {wer:.0%} on the reference passage (25 % or less is ok)",
         "wer_unfit": "word error rate {wer:.0%} on the reference passage is too high (over 40 %)",
+        "wer_model": "word error rate {wer:.0%} on the reference passage although the signal measures "
+        "clean: the ASR model (or the reading) limits accuracy, not the microphone; test again with "
+        "the hospital's model (e.g. NB-Whisper large, --model DIR)",
         "mismatch": "the recording does not match the reference text (word error rate "
         "{wer:.0%}): the reading, not the microphone, differs, so the word error rate is "
         "left out of the verdict",
@@ -569,6 +572,9 @@ _REASONS: dict[str, dict[str, str]] = {
         "blander kanalene, som halverer nivået: sjekk kabelen eller velg en monoinngang",
         "wer_marginal": "ordfeilrate {wer:.0%} på referanseteksten (25 % eller mindre er godt)",
         "wer_unfit": "ordfeilraten {wer:.0%} på referanseteksten er for høy (over 40 %)",
+        "wer_model": "ordfeilrate {wer:.0%} på referanseteksten selv om signalet måler rent: det er "
+        "talegjenkjenningsmodellen (eller opplesningen) som begrenser, ikke mikrofonen; test igjen med "
+        "sykehusets modell (f.eks. NB-Whisper large)",
         "mismatch": "opptaket stemmer ikke med referanseteksten (ordfeilrate {wer:.0%}): det "
         "er opplesningen, ikke mikrofonen, som avviker, så ordfeilraten telles ikke med i "
         "vurderingen",
@@ -633,9 +639,14 @@ def verdict(
         add(1, "xruns", n=a.xruns)
     for ch in a.dead_channels:
         add(1, "dead_channel", ch=ch, used=a.channel_used)
+    signal_clean = not found
     if wer is not None and not a.no_speech:
         if reference_mismatch:
             found.append((0, _fmt(lang, "mismatch", wer=wer)))
+        elif signal_clean and wer > WER_OK:
+            # every signal measure is fine: the ASR model (or the reading) limits the WER, not
+            # the microphone; say so rather than calling the microphone unfit
+            add(1, "wer_model", wer=wer)
         elif wer > WER_MARGINAL:
             add(2, "wer_unfit", wer=wer)
         elif wer > WER_OK:

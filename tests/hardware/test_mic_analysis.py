@@ -282,8 +282,12 @@ def test_wer_thresholds_and_reference_mismatch() -> None:
     a = _good()
     assert verdict(a, wer=0.1)[0] == "ok"
     assert verdict(a, wer=0.3)[0] == "marginal"
-    v, reasons = verdict(a, wer=0.6)
-    assert v == "unfit" and any("word error rate 60%" in r for r in reasons)
+    v, reasons = verdict(a, wer=0.6)  # clean signal: the model, not the microphone, is blamed
+    assert v == "marginal" and any("word error rate 60%" in r and "ASR model" in r for r in reasons)
+    sigma = at_snr(0.1**2, 25)  # a marginal SNR and a bad WER: the microphone is unfit
+    noisy = analyze(broadband(3) + noise(3, sigma), SR, silence=noise(1, sigma))
+    v, reasons = verdict(noisy, wer=0.6)
+    assert v == "unfit" and any("too high" in r for r in reasons)
     v, reasons = verdict(a, wer=0.95, reference_mismatch=True)
     assert v == "ok"
     assert any("does not match the reference text" in r for r in reasons)
