@@ -516,8 +516,14 @@ def main(argv: list[str] | None = None) -> int:
     from summarize.privacy import disable_core_dumps
 
     disable_core_dumps()  # a crash must not write the session's memory to disk
+    return run_guarded(COMMANDS[args.command], args)
+
+
+def run_guarded(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command with the CLI's error handling: a user error is one line on stderr with
+    its exit status; anything else is an internal error without a traceback (unless --debug)."""
     try:
-        return COMMANDS[args.command](args)
+        return fn(args)
     except ScribeError as exc:
         print(f"scribe: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -527,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # never a traceback for the user, unless --debug
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(
             f"scribe: internal error: {type(exc).__name__} (run with --debug for details)",

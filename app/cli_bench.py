@@ -11,7 +11,22 @@ one only wires them under ``bench``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from asr.errors import ConfigError
+
+
+def check_report_paths(*paths: Path | None) -> None:
+    """Fail before a long run if a report could not be written."""
+    for p in paths:
+        if p is None:
+            continue
+        if p.is_dir():
+            raise ConfigError(f"{p} is a folder: give a file name for the report")
+        parent = p.expanduser().resolve().parent
+        if not parent.is_dir():
+            raise ConfigError(f"cannot write {p}: the folder {parent} does not exist")
 
 
 def add_bench_parser(sub: Any) -> None:

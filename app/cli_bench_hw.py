@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.cli_bench import check_report_paths
 from asr.errors import ConfigError, ScribeError
 
 logger = logging.getLogger(__name__)
@@ -75,18 +76,6 @@ def add_models_parser(bsub: Any) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_outputs(*paths: Path | None) -> None:
-    """Fail before the long run if a report could not be written."""
-    for p in paths:
-        if p is None:
-            continue
-        if p.is_dir():
-            raise ConfigError(f"{p} is a folder: give a file name for the report")
-        parent = p.expanduser().resolve().parent
-        if not parent.is_dir():
-            raise ConfigError(f"cannot write {p}: the folder {parent} does not exist")
 
 
 def _progress_factory() -> Any:
@@ -160,7 +149,7 @@ def run_hardware(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     t_start = time.perf_counter()
     settings = load_settings()
-    _check_outputs(args.json, args.html)
+    check_report_paths(args.json, args.html)
     if args.clip_text is not None and args.clip is None:
         raise ConfigError("--clip-text goes with --clip")
     if args.clip is not None:
@@ -419,7 +408,7 @@ def run_models(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
     from summarize.llm.models import resolve_llm_model
 
     settings = load_settings()
-    _check_outputs(args.json, args.html)
+    check_report_paths(args.json, args.html)
     if args.speed <= 0:
         raise ConfigError("--speed must be above 0")
     cases = check_dataset(args.dataset)
@@ -553,32 +542,3 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
         print(f"wrote {p}", file=sys.stderr)
     return 0
 
-
-# --------------------------------------------------------------------------- standalone
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m app.cli_bench_hw hardware|models ...`` with the CLI's error handling
-    (until ``bench`` is registered in ``scribe``)."""
-    parser = argparse.ArgumentParser(prog="scribe bench")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    add_hardware_parser(sub)
-    add_models_parser(sub)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for name in ("faster_whisper", "ctranslate2", "httpx", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        return cmd_bench_hardware(args) if args.bench_command == "hardware" else cmd_bench_models(args)
-    except ScribeError as exc:
-        print(f"scribe: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("scribe: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from asr.errors import ConfigError, ScribeError
+from app.cli_bench import check_report_paths
+from asr.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -96,17 +97,6 @@ def add_mic_parser(bsub: Any) -> None:
 # ------------------------------------------------------------------------ helpers
 
 
-def _check_outputs(*paths: Path | None) -> None:
-    for p in paths:
-        if p is None:
-            continue
-        if p.is_dir():
-            raise ConfigError(f"{p} is a folder: give a file name for the report")
-        parent = p.expanduser().resolve().parent
-        if not parent.is_dir():
-            raise ConfigError(f"cannot write {p}: the folder {parent} does not exist")
-
-
 def _check_args(args: argparse.Namespace) -> None:
     if args.silence is not None and args.file is None:
         raise ConfigError("--silence needs --file (live tests record the silence themselves)")
@@ -116,7 +106,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--seconds-speech must be positive and --seconds-silence not negative")
     if args.seconds_speech > 600 or args.seconds_silence > 600:
         raise ConfigError("recordings are limited to 600 s")
-    _check_outputs(args.json, args.html)
+    check_report_paths(args.json, args.html)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -351,43 +341,19 @@ def main(
     transcriber_factory: Callable[..., Any] | None = None,
     fingerprint: dict[str, Any] | None = None,
 ) -> int:
-    """``python -m app.cli_bench_mic ...`` with the CLI's error handling: one line on
-    stderr and the error's exit status, never a traceback."""
-    parser = argparse.ArgumentParser(prog="scribe bench")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--debug", action="store_true")
-    sub = parser.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    add_mic_parser(sub)
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv and argv[0] not in ("mic", "-h", "--help", "-v", "--verbose", "--debug"):
-        argv = ["mic", *argv]
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    """``scribe bench mic ARGS`` with a sounddevice module, an ASR factory or a fingerprint
+    injected (tests), through the CLI's own parser and error handling."""
+    from app.cli import _build_parser, _configure_logging, run_guarded
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mic"]:
+        argv = argv[1:]
+    args = _build_parser().parse_args(["bench", "mic", *argv])
+    _configure_logging(args.debug, args.verbose)
+    return run_guarded(
+        lambda a: cmd_bench_mic(a, sd=sd, transcriber_factory=transcriber_factory, fingerprint=fingerprint),
+        args,
     )
-    for name in ("faster_whisper", "ctranslate2", "httpx", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        return cmd_bench_mic(
-            args, sd=sd, transcriber_factory=transcriber_factory, fingerprint=fingerprint
-        )
-    except ScribeError as exc:
-        print(f"scribe: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("scribe: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # never a traceback for the user, unless --debug
-        if args.debug:
-            raise
-        print(
-            f"scribe: internal error: {type(exc).__name__} (run with --debug for details)",
-            file=sys.stderr,
-        )
-        return 70
 
 
 if __name__ == "__main__":

@@ -481,7 +481,9 @@ class AuditLog:
         finally:
             os.close(fd)  # releases the lock
         if created:
-            _fsync_dir(self.path.parent)
+            from summarize.template_pack import fsync_dir
+
+            fsync_dir(self.path.parent)
         return out
 
     def _tail(self) -> tuple[bytes | None, int, bool]:
@@ -643,19 +645,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------------ the summary

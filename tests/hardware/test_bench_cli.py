@@ -8,8 +8,6 @@ The integration tests use the real embedded models from the shared cache install
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -27,19 +25,7 @@ ROOT = Path(__file__).parents[2]
 SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4km"
 
 
-def _registered() -> bool:
-    """Whether `scribe bench` exists in the main CLI yet."""
-    try:
-        from app.cli import _build_parser
-
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            _build_parser().parse_args(["bench", "hardware", "--quick"])
-        return True
-    except (SystemExit, ImportError):
-        return False
-
-
-BENCH = ["-m", "app.cli", "bench"] if _registered() else ["-m", "app.cli_bench_hw"]
+BENCH = ["-m", "app.cli", "bench"]
 
 
 def bench(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -48,13 +34,9 @@ def bench(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.Com
 
 
 def bench_inprocess(*args: str) -> int:
-    if BENCH[1] == "app.cli":
-        from app.cli import main
+    from app.cli import main
 
-        return main(["bench", *args])
-    from app.cli_bench_hw import main
-
-    return main(list(args))
+    return main(["bench", *args])
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], code: int, rc: int, pattern: str) -> str:
