@@ -516,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     from summarize.privacy import disable_core_dumps
 
     disable_core_dumps()  # a crash must not write the session's memory to disk
+    if args.command in ("transcribe", "note", "app", "bench", "models"):
+        # CTranslate2's native library is loaded before Qt, torch or matplotlib: a late first
+        # import after them crashed once (an import-order clash of native runtimes)
+        import ctranslate2  # noqa: F401
     return run_guarded(COMMANDS[args.command], args)
 
 

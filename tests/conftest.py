@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ctranslate2  # noqa: F401, I001  # native library early, before Qt/torch/matplotlib (see app.cli.main)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCRIBE_SHARED_DIR", ROOT.parent / "shared")).resolve()
 SPEECH = SHARED / "data" / "speech"
