@@ -398,11 +398,10 @@ def _write_files(files: Mapping[Path, bytes]) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     for parent in {p.parent for p in files}:
-        fsync_dir(parent)
+        _fsync_dir(parent)
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable (POSIX; a no-op elsewhere)."""
+def _fsync_dir(directory: Path) -> None:
     if os.name != "posix":
         return
     try:
