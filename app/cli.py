@@ -10,6 +10,7 @@
     scribe templates list|show ID|validate [PATH]|render ID --transcript FILE
     scribe epj test [--sink fhir] [--url URL] | epj secret [--client-id ID]
     scribe audit verify [--log PATH] | report [--log PATH] [--since YYYY-MM-DD] [--html OUT] [--json]
+    scribe bench hardware|mic|models [--json OUT] [--html OUT]
 
 User errors print one line on stderr and exit non-zero; tracebacks only with --debug.
 """
@@ -98,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from app.cli_audit import add_audit_parser
 
     add_audit_parser(sub)
+    from app.cli_bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -499,6 +503,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "templates": lambda args: __import__("app.cli_templates", fromlist=["cmd_templates"]).cmd_templates(args),
     "epj": lambda args: __import__("app.cli_epj", fromlist=["cmd_epj"]).cmd_epj(args),
     "audit": lambda args: __import__("app.cli_audit", fromlist=["cmd_audit"]).cmd_audit(args),
+    "bench": lambda args: __import__("app.cli_bench", fromlist=["cmd_bench"]).cmd_bench(args),
 }
 
 
@@ -511,8 +516,18 @@ def main(argv: list[str] | None = None) -> int:
     from summarize.privacy import disable_core_dumps
 
     disable_core_dumps()  # a crash must not write the session's memory to disk
+    if args.command in ("transcribe", "note", "app", "bench", "models"):
+        # CTranslate2's native library is loaded before Qt, torch or matplotlib: a late first
+        # import after them crashed once (an import-order clash of native runtimes)
+        import ctranslate2  # noqa: F401
+    return run_guarded(COMMANDS[args.command], args)
+
+
+def run_guarded(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command with the CLI's error handling: a user error is one line on stderr with
+    its exit status; anything else is an internal error without a traceback (unless --debug)."""
     try:
-        return COMMANDS[args.command](args)
+        return fn(args)
     except ScribeError as exc:
         print(f"scribe: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -522,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # never a traceback for the user, unless --debug
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(
             f"scribe: internal error: {type(exc).__name__} (run with --debug for details)",

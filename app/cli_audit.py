@@ -11,20 +11,21 @@ the OS keyring (service ``audit.keyring_service``; never created here: a new key
 not verify anything).
 ``report`` reads the log without the key (run ``verify`` for integrity) and prints a
 summary table, or the summary as JSON (``--json``); ``--html OUT`` also writes a
-self-contained HTML report. Other errors print one line ``scribe: error: ...`` and exit
-non-zero. The log holds no patient data, so nothing here can print any.
+self-contained HTML report (:func:`audit_report`, written with :mod:`hardware.report`: the
+core in ``summarize/`` only computes the numbers). Other errors print one line
+``scribe: error: ...`` and exit non-zero. The log holds no patient data, so nothing here
+can print any.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asr.errors import ScribeError
 from summarize.audit import (
@@ -33,9 +34,14 @@ from summarize.audit import (
     AuditLog,
     audit_key,
     default_audit_path,
-    report_html,
+    record_values,
     summarize_records,
 )
+
+if TYPE_CHECKING:
+    from hardware.report import Report
+
+REPORT_TITLE = "Ambient scribe: audit report"
 
 
 def add_audit_parser(sub: argparse._SubParsersAction) -> None:
@@ -133,8 +139,11 @@ def _report(args: argparse.Namespace) -> int:
     records = log.records(since)
     summary = summarize_records(records)
     if args.html is not None:
-        title = "Ambient scribe: audit report" + (f" since {args.since}" if args.since else "")
-        _write_atomic(args.html.expanduser(), report_html(summary, records, title=title))
+        from hardware.report import write_reports
+
+        title = REPORT_TITLE + (f" since {args.since}" if args.since else "")
+        report = audit_report(summary, records, title=title)
+        write_reports(report, json_path=None, html_path=args.html.expanduser())
         print(f"report written to {args.html}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
@@ -143,27 +152,82 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Temporary file in the same folder, fsync, then ``os.replace``."""
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise AuditError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+_DIST_LABELS = (
+    ("edit_ratio", "Edit ratio (draft → approved note, 0 = unchanged)"),
+    ("stop_to_approve_s", "Stop to Approve (seconds)"),
+    ("flags_per_note", "Flags per note"),
+)
+_DIST_COLUMNS = ("n", "mean", "median", "p10", "p90", "min", "max")
+
+
+def _share_text(ext: Mapping[str, Any]) -> str:
+    if not ext or not ext.get("n"):
+        return "–"
+    share = ext.get("share") or 0.0
+    return f"{ext.get('extractive', 0)} of {ext['n']} ({share * 100:.1f} %)"
+
+
+def audit_report(
+    summary: dict[str, Any], records: list[dict[str, Any]], *, title: str = REPORT_TITLE
+) -> Report:
+    """The audit report (kind ``audit``) of ``records``: ``summary`` is
+    :func:`summarize_records` of them, the records give the raw values of the histograms.
+
+    Sessions and distributions as tables, a histogram of each distribution, a bar of the
+    extractive share, then flags, templates, sinks and failures. No patient data can appear:
+    the audit log has none.
+    """
+    from hardware.report import Report, Section, bar_plot, histogram
+
+    report = Report("audit", title)
+    first, last = summary.get("first"), summary.get("last")
+    span = f", {first} to {last} (UTC)" if first else ""
+    report.add(Section(
+        "Sessions",
+        text=f"{summary.get('sessions', 0)} sessions{span}. The audit log holds no patient "
+        "data: numbers, timestamps and identifiers only.",
+        table=[{"outcome": k, "sessions": v} for k, v in summary.get("by_outcome", {}).items()]
+        + [{"outcome": "extractive drafts", "sessions": _share_text(summary.get("extractive",
+                                                                                {}))}],
+        data={k: summary.get(k) for k in ("sessions", "first", "last", "by_outcome",
+                                           "delivered", "segments")},
+    ))
+    report.add(Section(
+        "Distributions",
+        table=[
+            {"": label} | {c: (summary.get(key) or {}).get(c) for c in _DIST_COLUMNS}
+            for key, label in _DIST_LABELS
+        ],
+        data={key: summary.get(key) for key, _ in _DIST_LABELS},
+    ))
+    values = record_values(records)
+    for key, label in _DIST_LABELS:
+        data = values[key]
+        section = report.add(Section(label, text=None if data else "No data."))
+        if data:
+            section.figures.append(
+                histogram(data, title=f"Histogram: {label}", xlabel=label, ylabel="sessions")
+            )
+    ext = summary.get("extractive") or {}
+    section = report.add(Section("Extractive share", text=_share_text(ext) if ext.get("n")
+                                 else "No data.", data=dict(ext) or None))
+    if ext.get("n"):
+        n_ext, n_all = int(ext.get("extractive", 0)), int(ext["n"])
+        section.figures.append(bar_plot(
+            ["language model", "extractive"], [n_all - n_ext, n_ext],
+            title=f"Extractive share: {_share_text(ext)}", ylabel="sessions",
+        ))
+    for key, heading, column in (
+        ("flags_by_kind", "Flags by kind", "flag"),
+        ("by_template", "Sessions per template", "template"),
+        ("by_sink", "Sessions per sink", "sink"),
+        ("errors", "Failures by kind", "error"),
+    ):
+        items = summary.get(key) or {}
+        if items:
+            report.add(Section(heading, table=[{column: k, "count": v} for k, v in items.items()],
+                               data=dict(items)))
+    return report
 
 
 def _cell(value: Any) -> str:

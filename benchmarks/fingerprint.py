@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,12 @@ def _version(dist: str) -> str | None:
 def fingerprint() -> dict[str, Any]:
     import psutil
 
+    # CUDA devices only when CTranslate2 is already loaded (a benchmark ran a model): a
+    # first import of its native library late in a process that already holds Qt, torch
+    # and matplotlib crashed once in CI (import-order clash of native runtimes)
+    ct2 = sys.modules.get("ctranslate2")
     try:
-        import ctranslate2
-
-        cuda = ctranslate2.get_cuda_device_count()
+        cuda = ct2.get_cuda_device_count() if ct2 is not None else None
     except Exception:
         cuda = 0
     return {

@@ -202,8 +202,11 @@ def engine_speed(model: str | None, tokens: int = 64) -> dict[str, Any]:
 
 
 def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: bool, speed: float,
-        only: list[str] | None = None, audio_only: list[str] | None = None) -> dict[str, Any]:
-    from asr.engine import AsrEngine
+        only: list[str] | None = None, audio_only: list[str] | None = None,
+        asr_model: str | None = None) -> dict[str, Any]:
+    """``asr_model``: embedded id or CTranslate2 Whisper directory for the audio path
+    (default: the embedded model); ``scribe bench models`` compares several."""
+    from asr.engine import AsrConfig, AsrEngine
     from summarize.llm.config import LlmConfig
     from summarize.llm.registry import create_engine
     from summarize.note import make_note
@@ -217,7 +220,7 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
     if only:
         cases = [c for c in cases if c["id"] in only]
     engine = create_engine(LlmConfig(model=llm))
-    asr = AsrEngine() if audio else None
+    asr = AsrEngine(AsrConfig(model=asr_model)) if audio else None
     st = SmallTalkFilter()
     per_case = []
     all_labels: list[str] = []

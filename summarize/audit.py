@@ -39,18 +39,14 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import html
-import io
 import json
 import logging
 import math
 import os
 import re
 import secrets
-import shutil
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -485,7 +481,9 @@ class AuditLog:
         finally:
             os.close(fd)  # releases the lock
         if created:
-            _fsync_dir(self.path.parent)
+            from summarize.template_pack import fsync_dir
+
+            fsync_dir(self.path.parent)
         return out
 
     def _tail(self) -> tuple[bytes | None, int, bool]:
@@ -647,22 +645,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
-# ------------------------------------------------------------------------ the report
+# ------------------------------------------------------------------------ the summary
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -709,6 +694,22 @@ def _template_key(record: Mapping[str, Any]) -> str:
     return f"{tid}@{version}" if isinstance(version, str) else tid
 
 
+def record_values(records: Iterable[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """The raw values behind the three distributions of :func:`summarize_records`
+    (``edit_ratio``, ``stop_to_approve_s``, ``flags_per_note``), in record order, for
+    histograms; a record without the value is left out."""
+    records = list(records)
+    return {
+        "edit_ratio": [v for v in (_num(r, "edit_ratio") for r in records) if v is not None],
+        "stop_to_approve_s": [
+            v for v in (_num(r, "stop_to_approve_s") for r in records) if v is not None
+        ],
+        "flags_per_note": [
+            float(v) for v in (_flags_total(r) for r in records) if v is not None
+        ],
+    }
+
+
 def summarize_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The numbers the trials evaluate, from audit records (e.g. :meth:`AuditLog.records`).
 
@@ -730,6 +731,7 @@ def summarize_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     errors = Counter(
         r["error_kind"] for r in records if isinstance(r.get("error_kind"), str)
     )
+    values = record_values(records)
     return {
         "sessions": len(records),
         "first": min(times).strftime("%Y-%m-%dT%H:%M:%SZ") if times else None,
@@ -742,14 +744,9 @@ def summarize_records(records: list[dict[str, Any]]) -> dict[str, Any]:
             "extractive": n_extractive,
             "share": round(n_extractive / len(known), 4) if known else None,
         },
-        "edit_ratio": distribution(v for v in (_num(r, "edit_ratio") for r in records)
-                                   if v is not None),
-        "stop_to_approve_s": distribution(
-            v for v in (_num(r, "stop_to_approve_s") for r in records) if v is not None
-        ),
-        "flags_per_note": distribution(
-            v for v in (_flags_total(r) for r in records) if v is not None
-        ),
+        "edit_ratio": distribution(values["edit_ratio"]),
+        "stop_to_approve_s": distribution(values["stop_to_approve_s"]),
+        "flags_per_note": distribution(values["flags_per_note"]),
         "flags_by_kind": dict(sorted(flags_kind.items(), key=lambda kv: (-kv[1], kv[0]))),
         "by_template": dict(sorted(Counter(_template_key(r) for r in records).items())),
         "by_sink": dict(
@@ -761,179 +758,3 @@ def summarize_records(records: list[dict[str, Any]]) -> dict[str, Any]:
             "dropped": sum(int(_num(r, "dropped_segments") or 0) for r in records),
         },
     }
-
-
-_DIST_LABELS = (
-    ("edit_ratio", "Edit ratio (draft → approved note, 0 = unchanged)"),
-    ("stop_to_approve_s", "Stop to Approve (seconds)"),
-    ("flags_per_note", "Flags per note"),
-)
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:60rem;
-color:#1b1b1b;padding:0 1rem}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5rem 0}th,td{padding:.25rem .7rem;text-align:right;
-border-bottom:1px solid #e3e3e3}th:first-child,td:first-child{text-align:left}
-img{max-width:100%;height:auto;display:block;margin:.5rem 0}.note{color:#555;font-size:.9rem}
-"""
-
-
-def _png(draw: Callable[[Any], None]) -> str:
-    """A data URI of a PNG drawn by ``draw(ax)`` with the Agg canvas.
-
-    ``Figure`` + ``FigureCanvasAgg`` rather than pyplot: no global backend switch, so
-    this is safe inside the Qt app, and no figure is left registered anywhere.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 2.8), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    draw(ax)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-@contextlib.contextmanager
-def _matplotlib_env() -> Iterator[None]:
-    """A throw-away MPLCONFIGDIR when none is set, so matplotlib leaves no cache in the
-    user's home; removed afterwards. (Only the Agg canvas is used, see :func:`_png`.)"""
-    if os.environ.get("MPLCONFIGDIR"):
-        yield
-        return
-    tmp = tempfile.mkdtemp(prefix="scribe-mpl-")
-    os.environ["MPLCONFIGDIR"] = tmp
-    try:
-        yield
-    finally:
-        os.environ.pop("MPLCONFIGDIR", None)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _table(rows: Iterable[Iterable[Any]], header: Iterable[str] | None = None) -> str:
-    esc = html.escape
-    out = ["<table>"]
-    if header is not None:
-        out.append("<tr>" + "".join(f"<th>{esc(str(h))}</th>" for h in header) + "</tr>")
-    for row in rows:
-        out.append("<tr>" + "".join(f"<td>{esc(_fmt(c))}</td>" for c in row) + "</tr>")
-    out.append("</table>")
-    return "".join(out)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
-
-
-def report_html(
-    summary: dict[str, Any],
-    records: list[dict[str, Any]],
-    *,
-    title: str = "Ambient scribe: audit report",
-) -> str:
-    """A self-contained HTML page (inline CSS, PNG charts as data URIs, no external links).
-
-    ``summary`` is :func:`summarize_records` of ``records``; the records give the raw
-    values of the histograms. Every string is HTML-escaped.
-    """
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-        f'<p class="note">{esc(str(summary.get("sessions", 0)))} sessions, '
-        f'{esc(_fmt(summary.get("first")))} to {esc(_fmt(summary.get("last")))} (UTC). '
-        "The audit log holds no patient data: numbers, timestamps and identifiers only.</p>",
-        "<h2>Sessions</h2>",
-        _table(
-            list(summary.get("by_outcome", {}).items())
-            + [("extractive drafts", _share_text(summary.get("extractive", {})))],
-            ("outcome", "sessions"),
-        ),
-        "<h2>Distributions</h2>",
-        _table(
-            (
-                [label]
-                + [summary.get(key, {}).get(c) for c in ("n", "mean", "median", "p10", "p90",
-                                                          "min", "max")]
-                for key, label in _DIST_LABELS
-            ),
-            ("", "n", "mean", "median", "p10", "p90", "min", "max"),
-        ),
-    ]
-    values: dict[str, list[float]] = {
-        "edit_ratio": [v for v in (_num(r, "edit_ratio") for r in records) if v is not None],
-        "stop_to_approve_s": [
-            v for v in (_num(r, "stop_to_approve_s") for r in records) if v is not None
-        ],
-        "flags_per_note": [
-            float(v) for v in (_flags_total(r) for r in records) if v is not None
-        ],
-    }
-    with _matplotlib_env():
-        for key, label in _DIST_LABELS:
-            parts.append(f"<h2>{esc(label)}</h2>")
-            data = values[key]
-            if not data:
-                parts.append('<p class="note">No data.</p>')
-                continue
-            integer = key == "flags_per_note"
-
-            def draw(ax: Any, data: list[float] = data, integer: bool = integer,
-                     label: str = label) -> None:
-                if integer:
-                    top = int(max(data))
-                    ax.hist(data, bins=[b - 0.5 for b in range(top + 2)], color="#4c78a8",
-                            edgecolor="white")
-                else:
-                    ax.hist(data, bins=min(20, max(5, len(data))), color="#4c78a8",
-                            edgecolor="white")
-                ax.set_xlabel(label)
-                ax.set_ylabel("sessions")
-
-            parts.append(f'<img src="{_png(draw)}" alt="{esc("Histogram: " + label)}">')
-        ext = summary.get("extractive", {})
-        parts.append("<h2>Extractive share</h2>")
-        if ext.get("n"):
-            n_ext, n_all = int(ext.get("extractive", 0)), int(ext["n"])
-
-            def bar(ax: Any) -> None:
-                ax.barh(["drafts"], [n_all - n_ext], color="#4c78a8", label="language model")
-                ax.barh(["drafts"], [n_ext], left=[n_all - n_ext], color="#f58518",
-                        label="extractive")
-                ax.set_xlabel("sessions")
-                ax.legend(loc="lower right")
-
-            parts.append(f'<img src="{_png(bar)}" alt="Extractive share: '
-                         f'{esc(_share_text(ext))}">')
-        else:
-            parts.append('<p class="note">No data.</p>')
-    for key, heading in (
-        ("flags_by_kind", "Flags by kind"),
-        ("by_template", "Sessions per template"),
-        ("by_sink", "Sessions per sink"),
-        ("errors", "Failures by kind"),
-    ):
-        items = summary.get(key) or {}
-        if items:
-            parts.append(f"<h2>{esc(heading)}</h2>")
-            parts.append(_table(items.items()))
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def _share_text(ext: Mapping[str, Any]) -> str:
-    if not ext or not ext.get("n"):
-        return "–"
-    share = ext.get("share") or 0.0
-    return f"{ext.get('extractive', 0)} of {ext['n']} ({share * 100:.1f} %)"

@@ -398,10 +398,11 @@ def _write_files(files: Mapping[Path, bytes]) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     for parent in {p.parent for p in files}:
-        _fsync_dir(parent)
+        fsync_dir(parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (POSIX; a no-op elsewhere)."""
     if os.name != "posix":
         return
     try:

@@ -8,6 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The heavy native libraries are loaded first, in one fixed order, before any test loads Qt,
+# matplotlib or the FHIR server's client stack: a late first import of torch or CTranslate2
+# in a process already holding those crashed in CI (segfault inside dlopen, twice, at
+# different tests).
+import torch  # noqa: F401, I001
+import ctranslate2  # noqa: F401, I001
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCRIBE_SHARED_DIR", ROOT.parent / "shared")).resolve()
 SPEECH = SHARED / "data" / "speech"

@@ -270,6 +270,9 @@ class MainWindow(QMainWindow):
         self.settings_btn = QPushButton(_t(_TEXT, "settings"))
         self.settings_btn.clicked.connect(self.open_settings)
         bar.addWidget(self.settings_btn)
+        from app.gui.mic_dialog import add_mic_test_button
+
+        self.mic_test_btn = add_mic_test_button(self, bar)
         if self.superuser:
             self.templates_btn = QPushButton(_t(_TEXT, "templates"))
             self.templates_btn.clicked.connect(self.open_template_editor)

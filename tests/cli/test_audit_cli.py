@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from app.cli_audit import add_audit_parser, cmd_audit
+from app.cli_audit import add_audit_parser, audit_report, cmd_audit
 from summarize.audit import AuditLog, audit_key, session_record, summarize_records
 from tests.keyrings import MemoryKeyring
 
@@ -151,7 +153,44 @@ def test_report_json_since_and_html(log_path: Path, tmp_path: Path,
     assert summary == expected and summary["sessions"] == 2
     page = out_html.read_text(encoding="utf-8")
     assert '<img src="data:image/png;base64,' in page and "since 2025-03-05" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
     assert [p.name for p in out_html.parent.iterdir()] == ["report.html"]  # no temp left
+
+
+RECORDS = [
+    session_record(session_id="a", outcome="delivered", ended_at=T0, extractive=False,
+                   edit_ratio=0.1, stop_to_approve_s=30, flags_by_kind={"no_evidence": 1},
+                   template_id="allmenn", template_version="1.0", sink="clipboard"),
+    session_record(session_id="b", outcome="delivered", ended_at=T0 + timedelta(days=1),
+                   extractive=True, edit_ratio=0.3, stop_to_approve_s=60,
+                   flags_by_kind={"no_evidence": 2, "uncertain_asr": 1},
+                   template_id="psykiatri", template_version="2.1", sink="file"),
+    session_record(session_id="c", outcome="failed", ended_at=T0 + timedelta(days=2),
+                   extractive=False, flags_by_kind={}, template_id="allmenn",
+                   template_version="1.0", sink="fhir", error_kind="http_422"),
+    session_record(session_id="d", outcome="discarded", ended_at=T0 + timedelta(days=3)),
+]
+
+
+def test_audit_report_html_is_self_contained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    report = audit_report(summarize_records(RECORDS), RECORDS, title="Audit <b>& co</b>")
+    assert report.kind == "audit"
+    page = report.html()
+    assert page.count('<img src="data:image/png;base64,') == 4  # 3 histograms + share bar
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", page, re.I)
+    assert "<link" not in page and "<script" not in page
+    assert "Audit &lt;b&gt;&amp; co&lt;/b&gt;" in page and "<b>&" not in page
+    assert "psykiatri@2.1" in page and "http_422" in page and "1 of 3 (33.3 %)" in page
+    assert "MPLCONFIGDIR" not in os.environ  # the temporary config dir is gone again
+    doc = json.loads(json.dumps(report.to_json()))  # the same report is JSON-able
+    assert doc["kind"] == "audit" and doc["sections"][1]["data"]["edit_ratio"]["n"] == 2
+
+
+def test_audit_report_without_data_has_no_images() -> None:
+    only_discarded = [RECORDS[-1]]
+    page = audit_report(summarize_records(only_discarded), only_discarded).html()
+    assert "<img" not in page and "No data." in page
 
 
 @pytest.mark.parametrize(

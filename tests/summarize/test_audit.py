@@ -28,7 +28,7 @@ from summarize.audit import (
     AuditLog,
     audit_key,
     default_audit_path,
-    report_html,
+    record_values,
     session_record,
     summarize_records,
 )
@@ -496,28 +496,29 @@ def test_summarize_no_records() -> None:
     assert s["edit_ratio"]["n"] == 0 and s["edit_ratio"]["mean"] is None
 
 
-def test_report_html_is_self_contained(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
-    page = report_html(summarize_records(KNOWN), KNOWN, title="Audit <b>& co</b>")
-    assert page.count('<img src="data:image/png;base64,') == 4  # 3 histograms + share bar
-    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", page, re.I)
-    assert "<link" not in page and "<script" not in page
-    assert "Audit &lt;b&gt;&amp; co&lt;/b&gt;" in page and "<b>&" not in page
-    assert "psykiatri@2.1" in page and "http_422" in page
-    assert "MPLCONFIGDIR" not in os.environ  # the temporary config dir is gone again
+def test_record_values_are_the_distributions_raw_values() -> None:
+    """The histograms of the audit report (app.cli_audit) plot exactly these values."""
+    values = record_values(KNOWN)
+    assert values == {"edit_ratio": [0.1, 0.3, 0.5], "stop_to_approve_s": [30.0, 60.0, 90.0],
+                      "flags_per_note": [1.0, 3.0, 0.0, 1.0]}
+    assert record_values([]) == {"edit_ratio": [], "stop_to_approve_s": [],
+                                 "flags_per_note": []}
 
 
-def test_report_html_without_data_has_no_images() -> None:
-    only_discarded = [KNOWN[-1]]
-    page = report_html(summarize_records(only_discarded), only_discarded)
-    assert "<img" not in page and "No data." in page
+def test_core_renders_no_html() -> None:
+    """The HTML report lives outside the core (app.cli_audit + hardware.report)."""
+    import summarize.audit
+
+    assert not hasattr(summarize.audit, "report_html")
 
 
 def test_core_module_imports_no_qt_and_no_app() -> None:
-    """summarize.audit is core code: usable headless, from the CLI and from tests."""
+    """summarize.audit is core code: usable headless, from the CLI and from tests; it
+    imports neither the app, nor Qt, nor the report renderer (hardware/, matplotlib)."""
     code = (
         "import sys, summarize.audit; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('app', 'PySide6', 'matplotlib')]; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('app', 'PySide6', 'matplotlib', 'hardware')]; "
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
