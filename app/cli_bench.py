@@ -29,6 +29,13 @@ def check_report_paths(*paths: Path | None) -> None:
             raise ConfigError(f"cannot write {p}: the folder {parent} does not exist")
 
 
+def add_report_args(parser: argparse.ArgumentParser) -> None:
+    """``--json OUT`` and ``--html OUT``, the same on every ``scribe bench`` subcommand."""
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    parser.add_argument("--html", type=Path, metavar="OUT",
+                        help="write the report as one self-contained HTML file")
+
+
 def add_bench_parser(sub: Any) -> None:
     b = sub.add_parser("bench", help="measure this machine, its microphone and the models (reports for IT)")
     bsub = b.add_subparsers(dest="bench_command", metavar="WHAT", required=True)

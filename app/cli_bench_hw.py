@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.cli_bench import check_report_paths
+from app.cli_bench import add_report_args, check_report_paths
 from asr.errors import ConfigError, ScribeError
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ logger = logging.getLogger(__name__)
 
 def add_hardware_parser(bsub: Any) -> None:
     h = bsub.add_parser("hardware", help="probe this machine, benchmark the installed models, recommend a setup")
-    h.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
-    h.add_argument("--html", type=Path, metavar="OUT", help="write the report as one self-contained HTML file")
+    add_report_args(h)
     h.add_argument("--clip", type=Path, metavar="FILE",
                    help="recording of Norwegian speech, ≥ 30 s, for ASR speed and WER (default: the shared "
                         "king.mp3 when present)")
@@ -71,8 +70,7 @@ def add_models_parser(bsub: Any) -> None:
     m.add_argument("--stop-to-draft", action="store_true",
                    help="also replay a 10-minute consultation into incremental drafting (takes 746 s / --speed)")
     m.add_argument("--speed", type=float, default=1.0, help="replay speed of --stop-to-draft (default 1 = real time)")
-    m.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
-    m.add_argument("--html", type=Path, metavar="OUT", help="write the report as one self-contained HTML file")
+    add_report_args(m)
 
 
 # --------------------------------------------------------------------------- helpers

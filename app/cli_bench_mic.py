@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.cli_bench import check_report_paths
+from app.cli_bench import add_report_args, check_report_paths
 from asr.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -88,10 +88,7 @@ def add_mic_parser(bsub: Any) -> None:
         default="en",
         help="language of the reasons and the report (default en)",
     )
-    m.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
-    m.add_argument(
-        "--html", type=Path, metavar="OUT", help="write the report as one self-contained HTML file"
-    )
+    add_report_args(m)
 
 
 # ------------------------------------------------------------------------ helpers

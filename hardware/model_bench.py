@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from asr.errors import ConfigError, ScribeError
+from benchmarks.memory import PeakRss
 from hardware.recommend import asr_rank
 
 logger = logging.getLogger(__name__)
@@ -96,26 +96,17 @@ _PREFILL_TURNS = (
 # --------------------------------------------------------------------------- memory
 
 
-class PeakMemory:
+class PeakMemory(PeakRss):
     """Peak RSS of this process (psutil, sampled on a thread) and, on CUDA, the peak of
     the GPU's used memory (torch ``mem_get_info`` — device-wide, so CTranslate2's own
     allocations count, which ``torch.cuda.max_memory_allocated`` would miss — else
     ``nvidia-smi``). ``model_*`` are the peaks above what was in use at the start."""
 
     def __init__(self, *, cuda: bool = False, interval_s: float = 0.05) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval_s)
         self._gpu = _gpu_used_mb if cuda else None
-        self.base_rss = self.peak_rss = self._proc.memory_info().rss
         self.base_vram: float | None = None
         self.peak_vram: float | None = None
-
-    def _sample(self) -> None:
-        self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
 
     def _sample_gpu(self) -> None:
         if self._gpu is None:
@@ -126,34 +117,26 @@ class PeakMemory:
                 self.base_vram = used
             self.peak_vram = max(self.peak_vram or 0.0, used)
 
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.wait(self._interval):
-            self._sample()
-            n += 1
-            if n % 10 == 0:  # GPU queries are slower: every 0.5 s
-                self._sample_gpu()
+    def _tick(self, n: int) -> None:
+        if n % 10 == 0:  # GPU queries are slower: every 0.5 s
+            self._sample_gpu()
 
     def __enter__(self) -> PeakMemory:
         self._sample_gpu()
-        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
-        self._thread.start()
+        super().__enter__()
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        self._sample()
+        super().__exit__(et, ev, tb)
         self._sample_gpu()
 
     @property
     def peak_rss_mb(self) -> float:
-        return self.peak_rss / 2**20
+        return self.peak_mb
 
     @property
     def model_rss_mb(self) -> float:
-        return max(0.0, (self.peak_rss - self.base_rss) / 2**20)
+        return max(0.0, (self.peak_bytes - self.base_bytes) / 2**20)
 
     @property
     def peak_vram_mb(self) -> float | None:
