@@ -15,9 +15,9 @@ Both writes are atomic (a temporary file in the same folder, fsync, ``os.replace
 Plots (:func:`line_plot`, :func:`bar_plot`, :func:`spectrum_plot`, :func:`histogram`)
 return a :class:`Figure` with PNG bytes. They draw with ``matplotlib.figure.Figure`` and
 the Agg canvas, never ``pyplot`` and never ``matplotlib.use()``, so they are safe inside
-the Qt app. If ``MPLCONFIGDIR`` is unset, it points at a throw-away folder while
-matplotlib is imported and used, and that folder is removed afterwards: matplotlib leaves
-no font cache or config in the user's home.
+the Qt app, and one figure is drawn at a time. If ``MPLCONFIGDIR`` is unset, it points at
+a throw-away folder while matplotlib is first imported (:func:`load_matplotlib`), and that
+folder is removed right after: matplotlib leaves no font cache or config in the user's home.
 
 This module never imports Qt or anything under ``app/``.
 """
@@ -430,31 +430,47 @@ def write_reports(
 # ------------------------------------------------------------------------ plots
 
 _MPL_LOCK = threading.RLock()
+_MPL: tuple[Any, Any] | None = None
 
 
-@contextlib.contextmanager
-def _matplotlib() -> Iterator[tuple[Any, Any]]:
-    """``(matplotlib.figure.Figure, FigureCanvasAgg)``, with a throw-away MPLCONFIGDIR
-    while matplotlib is imported and used if none is set; removed afterwards.
+def load_matplotlib() -> tuple[Any, Any]:
+    """``(matplotlib.figure.Figure, FigureCanvasAgg)``, imported once per process.
 
-    matplotlib reads its config/cache folder once (at import) and writes its font cache
-    there; pointing it at a temporary folder keeps the user's home free of it.
+    matplotlib reads its config/cache folder once, at import, and builds its font cache
+    there. If ``MPLCONFIGDIR`` is unset, it points at a throw-away folder for that first
+    import only and is removed right after, so matplotlib leaves nothing in the user's
+    home. The environment is changed at most once per process and never while drawing:
+    ``setenv`` is not safe while another thread reads the environment, so the app calls
+    this on its UI thread before any worker draws (see ``app.gui.mic_dialog``).
     """
+    global _MPL
     with _MPL_LOCK:
+        if _MPL is not None:
+            return _MPL
         tmp: str | None = None
         if not os.environ.get("MPLCONFIGDIR"):
             tmp = tempfile.mkdtemp(prefix="scribe-mpl-")
             os.environ["MPLCONFIGDIR"] = tmp
         try:
+            import matplotlib.font_manager  # noqa: F401  (the font cache is built here)
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure as MplFigure
 
-            yield MplFigure, FigureCanvasAgg
+            _MPL = (MplFigure, FigureCanvasAgg)
+            return _MPL
         finally:
             if tmp is not None:
                 if os.environ.get("MPLCONFIGDIR") == tmp:
                     del os.environ["MPLCONFIGDIR"]
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _matplotlib() -> Iterator[tuple[Any, Any]]:
+    """:func:`load_matplotlib`'s classes, one figure at a time (matplotlib's text
+    rendering shares one FreeType library between threads)."""
+    with _MPL_LOCK:
+        yield load_matplotlib()
 
 
 @contextlib.contextmanager

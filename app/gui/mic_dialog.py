@@ -343,6 +343,11 @@ class MicTestDialog(QDialog):
         self.progress.setValue(0)
         self.stage_label.setText(_t("check"))
         lang = "nb" if i18n.language() == "nb" else "en"
+        # matplotlib's first import may set MPLCONFIGDIR for a moment: done here, on the
+        # UI thread, so the worker only draws and never changes the environment
+        from hardware.report import load_matplotlib
+
+        load_matplotlib()
         self.worker = MicTestWorker(
             device=self.device_box.currentData(),
             sd=self._sd,

@@ -148,6 +148,14 @@ def test_no_files_in_home_or_tmp(tmp_path: Path) -> None:
                       html_path=Path({str(out / "r.html")!r}))
         assert "matplotlib" in sys.modules
         assert "MPLCONFIGDIR" not in os.environ
+        # after the first import, drawing never touches the environment (setenv is not
+        # thread-safe: the app's worker threads draw while the UI thread reads it)
+        changed = []
+        os.putenv = lambda *a: changed.append(a)
+        os.unsetenv = lambda *a: changed.append(a)
+        histogram([1, 2, 2], title="h2", xlabel="x")
+        line_plot([0, 1], {{"b": [2, 1]}}, title="l2", xlabel="x", ylabel="y")
+        assert changed == [], changed
         print("ok")
     """)
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
