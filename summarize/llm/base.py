@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 
@@ -24,6 +24,8 @@ class Generation:
     seconds: float
     prompt_tokens: int = 0
     finish_reason: str = "stop"  # "stop" | "length"
+    first_token_s: float | None = None  # time to the first generated token (where measured)
+    cached_tokens: int = 0  # prompt tokens reused from a cached prefix (llama.cpp)
 
     @property
     def tokens_per_second(self) -> float:
@@ -35,7 +37,7 @@ TokenCallback = Callable[[str], None]
 
 
 class LlmEngine(Protocol):
-    """A chat model. Implementations: CTranslate2 (default), transformers, OpenAI-compatible HTTP."""
+    """A chat model. Implementations: llama.cpp (default), CTranslate2, transformers, OpenAI-compatible HTTP."""
 
     name: str  # engine kind, e.g. "ctranslate2"
     model_id: str  # what the note's metadata names
@@ -49,7 +51,12 @@ class LlmEngine(Protocol):
         temperature: float = 0.0,
         stop: list[str] | None = None,
         on_token: TokenCallback | None = None,
-    ) -> Generation: ...
+        json_schema: dict[str, Any] | None = None,
+    ) -> Generation:
+        """``json_schema``: constrain the output to JSON of that schema where the engine can
+        (``constrained_json`` true: llama.cpp's grammar); other engines ignore it and the
+        caller validates (:mod:`summarize.llm.structured`)."""
+        ...
 
     def count_tokens(self, text: str) -> int: ...
 

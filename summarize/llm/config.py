@@ -29,15 +29,19 @@ class LlmConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     engine: str = Field(
-        default="ctranslate2",
-        description="Engine registry name: ctranslate2 (local, default), transformers "
+        default="auto",
+        description="Engine registry name: auto (default: llamacpp for the embedded models "
+        "and .gguf files, ctranslate2 for CTranslate2 directories, transformers for Hugging "
+        "Face checkpoints), llamacpp (local GGUF, memory-mapped, JSON-schema constrained "
+        "output), ctranslate2 (local), transformers "
         "(local, PyTorch; GPU sites and benchmark baseline) or openai (an OpenAI-compatible "
         "HTTP server inside the hospital network).",
     )
     model: str | None = Field(
         default=None,
         description="Embedded model id (e.g. qwen2.5-coder-0.5b-instruct-q4km) or a local model "
-        "directory (CTranslate2 for ctranslate2, transformers for transformers). "
+        "directory (CTranslate2 for ctranslate2, transformers for transformers) or a .gguf "
+        "file (llamacpp). "
         "None = the embedded default model. Ignored by the openai engine.",
     )
     device: str = Field(default="auto", description="auto, cpu or cuda (local engines)")
@@ -117,7 +121,7 @@ class LlmConfig(BaseModel):
     def _engine(cls, v: str) -> str:
         v = v.strip().lower()
         if not v:
-            raise ValueError("must name an engine (ctranslate2, transformers or openai)")
+            raise ValueError("must name an engine (auto, llamacpp, ctranslate2, transformers or openai)")
         return v
 
     @field_validator("device")

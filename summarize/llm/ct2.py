@@ -422,6 +422,7 @@ class CTranslate2Engine:
         temperature: float | None = None,
         stop: list[str] | None = None,
         on_token: TokenCallback | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> Generation:
         temperature = self.default_temperature if temperature is None else temperature
         prompt_ids = self.tokenizer.encode(self.tokenizer.render(messages))

