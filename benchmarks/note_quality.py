@@ -203,7 +203,7 @@ def engine_speed(model: str | None, tokens: int = 64) -> dict[str, Any]:
 
 def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: bool, speed: float,
         only: list[str] | None = None, audio_only: list[str] | None = None,
-        asr_model: str | None = None) -> dict[str, Any]:
+        asr_model: str | None = None, llm_engine: str = "auto") -> dict[str, Any]:
     """``asr_model``: embedded id or CTranslate2 Whisper directory for the audio path
     (default: the embedded model); ``scribe bench models`` compares several."""
     from asr.engine import AsrConfig, AsrEngine
@@ -219,7 +219,7 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
     all_cases = cases
     if only:
         cases = [c for c in cases if c["id"] in only]
-    engine = create_engine(LlmConfig(model=llm))
+    engine = create_engine(LlmConfig(engine=llm_engine, model=llm))
     asr = AsrEngine(AsrConfig(model=asr_model)) if audio else None
     st = SmallTalkFilter()
     per_case = []
@@ -253,6 +253,7 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
         "benchmark": "note_quality",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "llm": engine.model_id,
+        "llm_engine": engine.name,
         "asr": asr.model_id if asr else None,
         "cases": per_case,
         "smalltalk": prf(all_labels, all_drop),
@@ -315,7 +316,7 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"tokens/s: CTranslate2 int8 {e['ctranslate2']['tokens_per_s']:.1f}, transformers fp32 "
                      f"{e['transformers']['tokens_per_s']:.1f} → speed-up {e['speedup']:.2f}×")
     lines.append("targets: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in r["pass"].items()))
-    lines.append(f"LLM {r['llm']}, ASR {r['asr']}, {r['machine']['cpu']}, {r['machine']['cores_logical']} threads")
+    lines.append(f"LLM {r['llm']} ({r.get('llm_engine')}), ASR {r['asr']}, {r['machine']['cpu']}, {r['machine']['cores_logical']} threads")
     return "\n".join(lines)
 
 
@@ -323,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.note_quality", description=__doc__.split("\n\n")[0])
     p.add_argument("folder", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/consultations")
     p.add_argument("--llm", help="embedded LLM id or CTranslate2 directory (default: the embedded default)")
+    p.add_argument("--engine", default="auto", help="LLM engine (auto = llama.cpp for the embedded models; "
+                   "ctranslate2 to compare on the same prompts)")
     p.add_argument("--no-audio", action="store_true", help="only the oracle transcripts")
     p.add_argument("--no-engines", action="store_true", help="skip CTranslate2 vs transformers")
     p.add_argument("--no-incremental", action="store_true", help="skip the 10-minute stop → draft case")
@@ -333,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         record = run(args.folder, args.llm, not args.no_audio, not args.no_engines, not args.no_incremental,
-                     args.speed, args.only, args.audio_only)
+                     args.speed, args.only, args.audio_only, llm_engine=args.engine)
     except ScribeError as exc:
         print(f"note_quality: error: {exc}", file=sys.stderr)
         return exc.exit_code
