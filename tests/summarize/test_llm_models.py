@@ -643,7 +643,7 @@ def test_small_embedded_model_converts_and_speaks_norwegian(
     seconds = time.monotonic() - t0
     print(f"\nconverted {model_id} in {seconds:.0f} s")
     assert ct2 == tmp_path / "llm" / f"{model_id}-ct2-int8"
-    assert not (tmp_path / "llm" / f"{model_id}-gguf").exists()  # assembled GGUF removed
+    assert (tmp_path / "llm" / f"{model_id}-gguf" / "model.gguf").is_file()  # kept: llama.cpp runs it
     hf = resolve_hf_source(models.SMALL_LLM_MODEL, cache_dir=tmp_path)
     assert (hf / "model.safetensors").is_file()
 
