@@ -117,23 +117,35 @@ def _asr_models(settings: Any, extra: list[str], progress: Any) -> list[str]:
 
 def _llm_models(settings: Any, extra: list[str], progress: Any) -> list[str]:
     """The installed embedded LLMs, ``llm.model`` (local engines) and ``--llm``, each
-    resolved (built once if needed; one-line error for a bad one), de-duplicated."""
+    resolved for the engine ``llm.engine`` picks (one-line error for a bad one),
+    de-duplicated. A GGUF is used as it is; nothing is converted for llama.cpp."""
     from hardware.model_bench import installed_embedded_llms
-    from summarize.llm.models import resolve_llm_model
+    from summarize.llm.models import resolve_gguf_model, resolve_hf_source, resolve_llm_model
+    from summarize.llm.registry import auto_engine
 
+    configured = settings.llm.engine.strip().lower()
     specs: list[str] = list(installed_embedded_llms())
     if settings.llm.model:
-        if settings.llm.engine == "ctranslate2":
-            specs.append(settings.llm.model)
+        if configured == "openai":
+            print("note: llm.model is served by the openai engine (a server); only local models are "
+                  "measured here", file=sys.stderr)
         else:
-            print(f"note: llm.model is served by the {settings.llm.engine} engine; only local CTranslate2 "
-                  "models are measured here", file=sys.stderr)
+            specs.append(settings.llm.model)
     specs += extra
-    # the user's --llm first: a typo fails before an embedded model is built
-    dirs = {s: resolve_llm_model(s, progress_factory=progress)[0] for s in [*extra, *specs]}
+
+    def resolve(spec: str) -> Path:
+        engine = auto_engine(spec) if configured in ("auto", "openai") else configured
+        if engine == "llamacpp":
+            return resolve_gguf_model(spec, progress_factory=progress)[0]
+        if engine == "transformers":
+            return resolve_hf_source(spec, progress_factory=progress)
+        return resolve_llm_model(spec, progress_factory=progress)[0]
+
+    # the user's --llm first: a typo fails before an embedded model is assembled
+    paths = {s: resolve(s) for s in [*extra, *specs]}
     out: dict[str, str] = {}
     for spec in specs:
-        out.setdefault(str(dirs[spec].resolve()), spec)
+        out.setdefault(str(paths[spec].resolve()), spec)
     return list(out.values())
 
 
@@ -168,7 +180,8 @@ def run_hardware(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     print(f"measuring {len(plan)} ASR configuration(s) on {clip.name} ({clip.duration_s:.0f} s) and "
           f"{len(llm_models)} LLM(s) …", file=sys.stderr, flush=True)
     asr_rows = [mb.bench_asr(m, dev, ct, clip, base, progress_factory=progress) for m, dev, ct in plan]
-    llm_base = settings.llm.model_copy(update={"engine": "ctranslate2"})
+    llm_base = settings.llm.model_copy(update={"engine": "auto"}) if settings.llm.engine == "openai" \
+        else settings.llm
     llm_rows = [mb.bench_llm(spec, llm_base, quick=args.quick) for spec in llm_models]
     rec = recommend(asr_rows, llm_rows)
     wall = time.perf_counter() - t_start

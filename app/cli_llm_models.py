@@ -109,7 +109,7 @@ def cmd_models_import(args: argparse.Namespace) -> int:
 
 
 def cmd_models_llm_verify(args: argparse.Namespace) -> int:
-    """Build (first time) and verify the embedded LLMs; print their directories."""
+    """Assemble (first time) and verify the embedded LLMs' GGUF files; print their paths."""
     from summarize.llm.models import EMBEDDED_LLMS, resolve_llm_model, verify_embedded_llms
 
     wanted = getattr(args, "llm", None)  # optional: one model (id, imported name or directory)
@@ -126,7 +126,8 @@ def cmd_models_llm_verify(args: argparse.Namespace) -> int:
         )
     except ScribeError as exc:
         return _fail(exc)
-    for model_id, ct2, hf in results:
-        print(f"{model_id}: {ct2} (ok)")
-        print(f"{model_id} (transformers): {hf} (ok)")
+    for model_id, gguf, others in results:
+        print(f"{model_id}: {gguf} (ok)")
+        for d in others:
+            print(f"{model_id} ({d.name}): {d} (ok)")
     return 0

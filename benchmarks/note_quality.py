@@ -44,6 +44,11 @@ TARGETS = {"smalltalk_f1_min": 0.9, "fact_recall_min": 0.8, "leakage_max": 0, "s
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
+def default_consultations() -> Path:
+    """The shared labelled consultations beside the repository."""
+    return Path(__file__).resolve().parents[2] / "shared/data/consultations"
+
+
 def rouge_l(reference: str, candidate: str) -> float:
     """ROUGE-L F1 on lower-cased ``\\w+`` tokens (keeps æøå; rouge-score's tokenizer drops them)."""
     a = _TOKEN.findall(reference.lower())
@@ -322,7 +327,7 @@ def table(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.note_quality", description=__doc__.split("\n\n")[0])
-    p.add_argument("folder", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/consultations")
+    p.add_argument("folder", nargs="?", type=Path, default=default_consultations())
     p.add_argument("--llm", help="embedded LLM id or CTranslate2 directory (default: the embedded default)")
     p.add_argument("--engine", default="auto", help="LLM engine (auto = llama.cpp for the embedded models; "
                    "ctranslate2 to compare on the same prompts)")

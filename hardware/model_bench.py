@@ -413,7 +413,7 @@ def estimate_params(directory: Path | None, name: str = "") -> tuple[float | Non
 
 
 def installed_embedded_llms() -> list[str]:
-    """Embedded LLM ids whose CTranslate2 directory is built or whose wheels are installed."""
+    """Embedded LLM ids whose wheels are installed."""
     from summarize.llm.models import EMBEDDED_LLMS
 
     out = []
@@ -475,7 +475,7 @@ def bench_llm(
 
         template = load_template("allmennmedisin")
     base = base or LlmConfig()
-    config = base.model_copy(update={"model": spec, "engine": "ctranslate2"})
+    config = base.model_copy(update={"model": spec})
     n_calls = QUICK_LINE_CALLS if quick else LINE_CALLS
     gen_tokens = QUICK_GEN_TOKENS if quick else GEN_TOKENS
     units = _representative_units()[: LINE_WARMUP + n_calls]
@@ -490,6 +490,7 @@ def bench_llm(
             row["load_s"] = time.perf_counter() - t0
             device, ctype = getattr(engine, "device", config.device), getattr(engine, "compute_type", None)
             row.update(model=engine.model_id, device=device, compute_type=ctype,
+                       engine=type(engine).__name__,
                        model_dir=str(getattr(engine, "directory", "") or "") or None,
                        context_length=engine.context_length)
             row["label"] = f"{engine.model_id} {device}/{ctype}"

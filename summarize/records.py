@@ -1,0 +1,384 @@
+"""Medications, vital signs and allergies as typed records, rendered in journal form.
+
+    utterance with a drug, a dose, a measurement or an allergy cue
+        ──structured call (JSON schema: :class:`Records`)──▶ Records
+        ──grounded (every drug and number was said)──▶ "Metoprolol 50 mg x 2.", "BT 150/90, puls 88."
+
+The schema is the one place the records are defined: it constrains llama.cpp's decoding
+(the JSON always parses) and validates every engine's answer (see
+:mod:`summarize.llm.structured`). The model only finds the parts; the words of the note
+are written here, deterministically: doses as digits with canonical units, frequencies
+as "x 2", decimal commas, the names of vital signs as a Norwegian journal writes them.
+
+A record whose drug or numbers do not occur in the utterance is dropped (a small model
+fills a schema with what the examples or the question said); a unit whose records are
+all dropped keeps the model's sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from summarize.llm.base import ChatMessage
+from summarize.numbers import extract_quantities, normalize_numbers
+from summarize.types import Utterance
+
+Action = Literal["new", "continue", "stop", "change", "unknown"]
+VitalName = Literal["BT", "puls", "SpO2", "temp", "RF", "GCS", "vekt", "hoyde", "BMI", "Hb", "HbA1c", "CRP",
+                    "glukose", "kreatinin", "eGFR", "kolesterol", "LDL", "annet"]
+
+
+class Medication(BaseModel):
+    """One medicine as said: substance (or brand), dose, unit, route, frequency, duration,
+    and whether it is started, continued, stopped or changed."""
+
+    substance: str = Field(max_length=60)
+    dose: str | None = Field(default=None, max_length=20)
+    unit: str | None = Field(default=None, max_length=12)
+    route: str | None = Field(default=None, max_length=20)
+    frequency: str | None = Field(default=None, max_length=40)
+    duration: str | None = Field(default=None, max_length=30)
+    action: Action = "unknown"
+
+
+class Vital(BaseModel):
+    """One measurement: a vital sign or a lab value, with its unit when said."""
+
+    name: VitalName
+    label: str | None = Field(default=None, max_length=30)
+    value: str = Field(max_length=20)
+    unit: str | None = Field(default=None, max_length=12)
+
+
+class Allergy(BaseModel):
+    substance: str = Field(max_length=40)
+    reaction: str | None = Field(default=None, max_length=40)
+
+
+class Records(BaseModel):
+    """Everything structured one utterance holds (empty lists when it holds none)."""
+
+    medications: list[Medication] = Field(default_factory=list, max_length=6)
+    vitals: list[Vital] = Field(default_factory=list, max_length=8)
+    allergies: list[Allergy] = Field(default_factory=list, max_length=4)
+
+    def empty(self) -> bool:
+        return not (self.medications or self.vitals or self.allergies)
+
+
+# --------------------------------------------------------------------------- which utterances
+
+_VITAL_CUE = re.compile(
+    r"\b(blodtrykk\w*|bt|puls\w*|hjertefrekvens\w*|metning\w*|oksygenmetning\w*|spo2|sat\w*|temp\w*|feber|"
+    r"respirasjonsfrekvens\w*|rf|gcs|vekt\w*|veier|veide|kilo|høyde|bmi|hemoglobin\w*|hb|hba1c|langtidsblodsukker\w*|"
+    r"crp|blodsukker\w*|glukose|kreatinin|egfr|kolesterol\w*|ldl)\b", re.I)
+_ALLERGY_CUE = re.compile(r"\b(allergi\w*|allergisk\w*|tåler ikke|tåler ikkje|reagert? på|overfølsom\w*)\b", re.I)
+_DOSE_UNITS = frozenset({"mg", "g", "µg", "ml", "IE", "mmol"})
+_COUNT_DOSE = re.compile(r"\b\d+(?:[.,]\d+)?\s+(?:tablett\w*|kapsl\w*|kapsel|dråpe\w*|dose\w*|puff\w*|"
+                         r"spray\w*|inhalasjon\w*|stikk|plaster\w*|sprøyte\w*)\b", re.I)
+
+
+def has_record_cue(text: str) -> bool:
+    """Worth a structured call: a drug name, a dose, a measurement word with a number,
+    or an allergy word."""
+    from summarize.verify import find_drugs
+
+    norm = normalize_numbers(text)
+    if _ALLERGY_CUE.search(norm) or find_drugs(norm, fuzzy=False):
+        return True
+    qs = extract_quantities(norm, normalized=True)
+    if any(q.kind == "dose" and (q.unit or "") in _DOSE_UNITS for q in qs) or _COUNT_DOSE.search(norm):
+        return True
+    return bool(qs) and bool(_VITAL_CUE.search(norm))
+
+
+# --------------------------------------------------------------------------- the call
+
+SYSTEM = {
+    "nb": ("Du henter ut strukturerte opplysninger fra én replikk i en legekonsultasjon. Svar bare med JSON. "
+           "medications: legemidler som nevnes (substance som sagt, dose som tall, unit som mg/ml/IE, "
+           "frequency som sagt, action: new = startes nå, continue = bruker fra før, stop = seponeres, "
+           "change = dosen endres). vitals: målinger med tall (BT, puls, SpO2, temp, RF, GCS, vekt, "
+           "laboratorieverdier). allergies: allergier. Bare det som står i replikken; tomme lister når "
+           "den ikke har noe."),
+    "nn": ("Du hentar ut strukturerte opplysningar frå éi replikk i ei legekonsultasjon. Svar berre med JSON. "
+           "medications: legemiddel som er nemnde (substance som sagt, dose som tal, unit som mg/ml/IE, "
+           "frequency som sagt, action: new = startar no, continue = brukar frå før, stop = seponerast, "
+           "change = dosen vert endra). vitals: målingar med tal (BT, puls, SpO2, temp, RF, GCS, vekt, "
+           "laboratorieverdiar). allergies: allergiar. Berre det som står i replikken; tomme lister når "
+           "han ikkje har noko."),
+}
+
+# one invented example: the prefix (system + example) is the same for every call
+_EXAMPLE_IN = ("Lege: Blodtrykket er 144/92 og pulsen 76. Jeg øker Amlodipin til 10 mg en gang daglig, "
+               "og du slutter med Ibux. Du tåler ikke penicillin, sa du?")
+_EXAMPLE_OUT = Records(
+    medications=[Medication(substance="Amlodipin", dose="10", unit="mg", frequency="en gang daglig", action="change"),
+                 Medication(substance="Ibux", action="stop")],
+    vitals=[Vital(name="BT", value="144/92"), Vital(name="puls", value="76")],
+    allergies=[Allergy(substance="penicillin")],
+)
+
+
+def build_messages(text: str, speaker: str | None, lang: str = "nb") -> list[ChatMessage]:
+    who = {"lege": "Lege", "pasient": "Pasient", "pårørende": "Pårørende"}.get(speaker or "", "Replikk")
+    return [
+        ChatMessage("system", SYSTEM.get(lang, SYSTEM["nb"])),
+        ChatMessage("user", _EXAMPLE_IN),
+        ChatMessage("assistant", _EXAMPLE_OUT.model_dump_json(exclude_defaults=True)),
+        ChatMessage("user", f"{who}: {normalize_numbers(text)}"),
+    ]
+
+
+# --------------------------------------------------------------------------- grounding
+
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)?(?:/\d+)?")
+
+
+def _numbers_in(text: str) -> set[str]:
+    norm = normalize_numbers(text)
+    out = {q.value for q in extract_quantities(norm, normalized=True)}
+    out |= {m.group(0).replace(".", ",") for m in _DIGITS.finditer(norm)}
+    return out
+
+
+def _said(value: str | None, numbers: set[str]) -> bool:
+    if not value:
+        return True
+    found = [m.group(0).replace(".", ",") for m in _DIGITS.finditer(value)]
+    return all(f in numbers for f in found)
+
+
+def _drug_said(name: str, source: str) -> bool:
+    from summarize.verify import canonical_drug, find_drugs
+
+    low = source.lower()
+    if name.lower() in low:
+        return True
+    said = {canonical_drug(d) for d in find_drugs(normalize_numbers(source), fuzzy=True)}
+    named = {canonical_drug(d) for d in find_drugs(name, fuzzy=False)} or {canonical_drug(name)}
+    return bool(named & said)
+
+
+# what a vital sign is called when it is said; a value the model names without its word is
+# not kept ("Du veier 91 kilo" is no blood pressure)
+_VITAL_WORDS = {
+    "BT": r"blodtrykk\w*|\bbt\b", "puls": r"puls\w*|hjertefrekvens\w*|\bhf\b",
+    "SpO2": r"metning\w*|spo2|\bsat\w*|oksygen\w*", "temp": r"temp\w*|feber|grader",
+    "RF": r"respirasjonsfrekvens\w*|\brf\b|pust\w*|andedrag\w*", "GCS": r"\bgcs\b|glasgow",
+    "vekt": r"vekt\w*|\bveier\b|\bveide\b|kilo|\bkg\b", "hoyde": r"høyde|høg\w*|\bcm\b|centimeter",
+    "BMI": r"\bbmi\b|kroppsmasseindeks", "Hb": r"\bhb\b|hemoglobin\w*|blodprosent\w*",
+    "HbA1c": r"hba1c|langtidsblodsukker\w*|langtidssukker\w*", "CRP": r"\bcrp\b",
+    "glukose": r"glukose|blodsukker\w*|sukker\w*", "kreatinin": r"kreatinin\w*", "eGFR": r"gfr",
+    "kolesterol": r"kolesterol\w*", "LDL": r"\bldl\b",
+}
+_UNIT_SAID = {"µg": r"µg|mikrogram|mcg", "mg": r"\bmg\b|milligram", "g": r"\bg\b|gram", "ml": r"\bml\b|milliliter",
+              "IE": r"\bie\b|enhet\w*|eining\w*", "mmol": r"mmol"}
+
+
+_NEAR_BEFORE, _NEAR_AFTER = 40, 16  # characters: "metningen er 96 prosent", "96 i metning"
+
+
+def _vital_said(v: Vital, low: str) -> bool:
+    """The measurement's own word stands near its value ("Temperaturen er 38,6, metningen
+    96": 96 is the saturation, not the temperature)."""
+    if ("/" in v.value) != (v.name == "BT"):
+        return False
+    words = re.escape(v.label.strip().lower()) if v.name == "annet" and v.label else _VITAL_WORDS.get(v.name)
+    if not words:
+        return False
+    value = _decimal(v.value.split()[0]) if v.value.split() else v.value
+    for m in re.finditer(r"(?<![\d,/])" + re.escape(value) + r"(?![\d]|,\d)", low.replace(".", ",")):
+        window = low[max(0, m.start() - _NEAR_BEFORE): m.end() + _NEAR_AFTER]
+        if re.search(words, window):
+            return True
+    return False
+
+
+def _unit_said(unit: str | None, low: str) -> bool:
+    if not unit or not unit.strip():
+        return True
+    canon = _UNIT_CANON.get(unit.strip().lower(), unit.strip())
+    pattern = _UNIT_SAID.get(canon)
+    return bool(re.search(pattern, low)) if pattern else canon.lower() in low
+
+
+def _useful(m: Medication, patient: bool) -> bool:
+    """A medicine named with nothing about its use ("Losartan kan påvirke nyrene") is no
+    record, except from the patient (what they take) or when it is stopped."""
+    return bool(m.dose or m.frequency) or m.action == "stop" or patient
+
+
+def grounded(records: Records, source: str, speaker: str | None = None) -> tuple[Records, int]:
+    """Only what the utterance said: records whose drug, numbers, unit or vital-sign word
+    are not in ``source`` are dropped, and so are medicines named with nothing about
+    their use (see :func:`_useful`). Returns (kept, number dropped)."""
+    numbers = _numbers_in(source)
+    low = normalize_numbers(source).lower()
+    patient = speaker in ("pasient", "pårørende")
+    meds = [m.model_copy(update={"action": "unknown"}) if m.action in ("new", "change") and not m.dose else m
+            for m in records.medications
+            if _drug_said(m.substance, source) and _said(m.dose, numbers) and _DIGITS.search(m.dose or "0")
+            and _unit_said(m.unit, low) and _useful(m, patient)]
+    vitals = [v for v in records.vitals
+              if _DIGITS.search(v.value) and _said(v.value, numbers) and _vital_said(v, low)]
+    allergies = [a for a in records.allergies if a.substance.lower() in low and _ALLERGY_CUE.search(source)]
+    kept = Records(medications=meds, vitals=vitals, allergies=allergies)
+    dropped = (len(records.medications) - len(meds) + len(records.vitals) - len(vitals)
+               + len(records.allergies) - len(allergies))
+    return kept, dropped
+
+
+# --------------------------------------------------------------------------- rendering
+
+_FREQ_WORDS = {"en": 1, "én": 1, "ein": 1, "ei": 1, "to": 2, "tre": 3, "fire": 4, "fem": 5, "seks": 6}
+_FREQ = re.compile(
+    r"^\s*(\d+|en|én|ein|ei|to|tre|fire|fem|seks)\s+(?:gang|ganger|gong|gonger)\s+"
+    r"(?:daglig|dagleg|om dagen|i døgnet|per dag|pr\.? dag|for dagen)\s*$", re.I)
+_X_FREQ = re.compile(r"^\s*[xX×]\s*(\d+)\s*$")
+_UNIT_CANON = {"milligram": "mg", "mg": "mg", "gram": "g", "g": "g", "mikrogram": "µg", "mcg": "µg", "µg": "µg",
+               "ml": "ml", "milliliter": "ml", "ie": "IE", "enheter": "IE", "einingar": "IE", "mmol": "mmol"}
+_VITAL_LABEL = {"hoyde": "høyde", "glukose": "glukose", "temp": "temp"}
+_VITAL_UNIT = {"SpO2": "%", "vekt": "kg", "hoyde": "cm", "HbA1c": None, "puls": None, "BT": None, "temp": None,
+               "RF": None, "GCS": None}
+_ACTION_NB = {"new": "Starter {}.", "stop": "Seponerer {}.", "change": "Endrer {}."}
+_ACTION_NN = {"new": "Startar {}.", "stop": "Seponerer {}.", "change": "Endrar {}."}
+
+
+def frequency(text: str | None) -> str | None:
+    """"to ganger daglig" → "x 2"; anything else as said (lower case, tidied)."""
+    if not text:
+        return None
+    t = normalize_numbers(text.strip().rstrip("."))
+    m = _FREQ.match(t) or _X_FREQ.match(t)
+    if m:
+        n = m.group(1).lower()
+        return f"x {_FREQ_WORDS.get(n, n)}"
+    return t.lower()
+
+
+def _decimal(value: str) -> str:
+    return re.sub(r"(\d)\.(\d)", r"\1,\2", value.strip())
+
+
+def _capital(name: str) -> str:
+    name = name.strip()
+    return name[:1].upper() + name[1:] if name.islower() else name
+
+
+def render_medication(m: Medication, lang: str = "nb") -> str:
+    """"Metoprolol 50 mg x 2." / "Seponerer Ibux." (stop shows only the substance)."""
+    parts = [_capital(m.substance)]
+    if m.action != "stop":
+        if m.dose:
+            unit = _UNIT_CANON.get((m.unit or "").lower().strip(), (m.unit or "").strip())
+            dose = _decimal(normalize_numbers(m.dose))
+            number = _DIGITS.match(dose.replace(" ", ""))
+            if number and dose.replace(" ", "") != number.group(0) and not unit:
+                unit = _UNIT_CANON.get(dose[number.end():].strip().lower(), dose[number.end():].strip())
+            parts.append(f"{number.group(0) if number else dose} {unit}".strip())
+        if m.route:
+            parts.append(m.route.strip().lower())
+        freq = frequency(m.frequency)
+        if freq:
+            parts.append(freq)
+        if m.duration:
+            parts.append(normalize_numbers(m.duration.strip().rstrip(".")).lower())
+    body = " ".join(p for p in parts if p)
+    pattern = (_ACTION_NN if lang == "nn" else _ACTION_NB).get(m.action)
+    return pattern.format(body) if pattern else f"{body}."
+
+
+def _vital_text(v: Vital) -> str:
+    name = v.label.strip() if v.name == "annet" and v.label else _VITAL_LABEL.get(v.name, v.name)
+    value = _decimal(v.value)
+    unit = (v.unit or "").strip()
+    if v.name in _VITAL_UNIT:
+        unit = _VITAL_UNIT[v.name] or ""
+    if unit and unit.lower() in value.lower():
+        unit = ""
+    return f"{name} {value}{' ' + unit if unit else ''}"
+
+
+def render_vitals(vitals: Sequence[Vital]) -> str:
+    """"BT 150/90, puls 88, SpO2 96 %, temp 37,2." (one sentence)."""
+    if not vitals:
+        return ""
+    text = ", ".join(_vital_text(v) for v in vitals)
+    return text[:1].upper() + text[1:] + "." if not text[:2].isupper() else text + "."
+
+
+def render_allergy(a: Allergy, lang: str = "nb") -> str:
+    word = "Allergi mot" if lang != "nn" else "Allergi mot"
+    reaction = f" ({a.reaction.strip().lower()})" if a.reaction else ""
+    return f"{word} {a.substance.strip().lower()}{reaction}."
+
+
+def rendered_lines(records: Records, speaker: str | None, ids: Sequence[str], lang: str = "nb") -> list[tuple[str, str]]:
+    """(section id, sentence) for the records: medicines under *legemidler*, measurements
+    under *funn* (the patient's own measurements under *anamnese*, "hjemmemålt"), allergies
+    under *legemidler* or *anamnese* — each in the first of those the template has."""
+    def pick(*wanted: str) -> str:
+        return next((w for w in wanted if w in ids), ids[0])
+
+    patient = speaker in ("pasient", "pårørende")
+    out: list[tuple[str, str]] = []
+    for m in records.medications:
+        out.append((pick("legemidler", "plan", "anamnese"), render_medication(m, lang)))
+    if records.vitals:
+        text = render_vitals(records.vitals)
+        if patient:  # what the patient reports having measured: history, not findings
+            text = "Oppgir " + (text if text[:2].isupper() else text[:1].lower() + text[1:])
+        out.append((pick("anamnese", "funn") if patient else pick("funn", "anamnese"), text))
+    for a in records.allergies:
+        out.append((pick("legemidler", "anamnese"), render_allergy(a, lang)))
+    return out
+
+
+# verbs of prescribing a record stands for ("Jeg starter ...", "du slutter med ...")
+_MEDICATION_VERBS = ("starter startar begynner byner slutter sluttar seponerer øker aukar reduserer trapper ned endrer "
+                     "endrar fortsetter held fram bruker brukar tar skriver ut resept resepten målt måler målte "
+                     "allergisk allergi tåler")
+
+
+_VITAL_SPOKEN = {"BT": "blodtrykk blodtrykket", "puls": "pulsen hjertefrekvens", "SpO2": "metning metningen "
+                 "oksygenmetning oksygenmetningen", "temp": "temperatur temperaturen feber",
+                 "vekt": "veier kilo", "RF": "respirasjonsfrekvens", "Hb": "hemoglobin hemoglobinet",
+                 "HbA1c": "langtidsblodsukker langtidsblodsukkeret", "glukose": "blodsukker blodsukkeret"}
+
+
+def spoken_words(records: Records) -> str:
+    """The words a record stands for, as they may have been said (the frequency
+    "to ganger daglig" behind "x 2", the verbs of prescribing), so the backstop does not
+    repeat a sentence the records already carry."""
+    parts: list[str] = [_MEDICATION_VERBS]
+    for m in records.medications:
+        parts += [m.substance, m.dose or "", m.unit or "", m.route or "", m.frequency or "", m.duration or ""]
+    for v in records.vitals:
+        parts += [v.name, _VITAL_SPOKEN.get(v.name, ""), v.label or "", v.value, v.unit or ""]
+    for a in records.allergies:
+        parts += [a.substance, a.reaction or ""]
+    return " ".join(p for p in parts if p)
+
+
+def covered_by(line: str, records: Records) -> bool:
+    """A model line that says what a record says (its drug, or its measured numbers),
+    which the rendered record replaces."""
+    low = line.lower()
+    if any(m.substance.lower() in low for m in records.medications):
+        return True
+    numbers = _numbers_in(line)
+    vital_numbers = {n for v in records.vitals for n in _numbers_in(v.value)}
+    return bool(numbers) and numbers <= vital_numbers
+
+
+def unit_text(utterance: Utterance, question: Utterance | None = None) -> str:
+    """What a structured call reads: the utterance (a confirmed question's numbers are in
+    the question, so a short "Ja." answer reads both)."""
+    if question is not None and len(utterance.text.split()) <= 4:
+        return f"{question.text} {utterance.text}"
+    return utterance.text

@@ -1,0 +1,167 @@
+"""Medication, vital-sign and allergy records: cue, grounding, journal rendering, and the
+structured call in line drafting (fake engine; the real model is in test_llamacpp)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from summarize import records
+from summarize.drafter import DraftOptions, NoteDrafter
+from summarize.records import Allergy, Medication, Records, Vital
+from summarize.types import Utterance
+from tests.fakes import FakeLlm, note_template
+
+IDS = ["anamnese", "funn", "vurdering", "plan", "legemidler"]
+
+
+@pytest.mark.parametrize(("text", "cue"), [
+    ("Jeg skriver ut Metoprolol, femti milligram.", True),
+    ("Blodtrykket er hundre og femti over nitti.", True),
+    ("Han veier 82 kilo nå.", True),
+    ("Jeg tåler ikke penicillin, jeg fikk utslett.", True),
+    ("Hun tar to tabletter om morgenen.", True),
+    ("Det har vært vondt i tre dager.", False),
+    ("Vi ses om to uker.", False),
+    ("Hvordan har du det i dag?", False),
+])
+def test_cue(text: str, cue: bool) -> None:
+    assert records.has_record_cue(text) is cue
+
+
+@pytest.mark.parametrize(("said", "written"), [
+    ("to ganger daglig", "x 2"), ("3 ganger om dagen", "x 3"), ("en gang daglig", "x 1"),
+    ("tre gonger dagleg", "x 3"), ("x2", "x 2"), ("ved behov", "ved behov"), ("Om kvelden.", "om kvelden"),
+    (None, None),
+])
+def test_frequency(said: str | None, written: str | None) -> None:
+    assert records.frequency(said) == written
+
+
+def test_rendering_in_journal_form() -> None:
+    assert records.render_medication(Medication(substance="metoprolol", dose="50", unit="milligram",
+                                                frequency="to ganger daglig", action="new")) \
+        == "Starter Metoprolol 50 mg x 2."
+    # the unit written into the dose as well is not doubled
+    assert records.render_medication(Medication(substance="Levaxin", dose="75 µg", unit="µg")) == "Levaxin 75 µg."
+    assert records.render_medication(Medication(substance="Levaxin", dose="75 mikrogram")) == "Levaxin 75 µg."
+    assert records.render_medication(Medication(substance="Ibux", dose="400", unit="mg", action="stop")) \
+        == "Seponerer Ibux."
+    assert records.render_medication(Medication(substance="Paracet", dose="1", unit="g", frequency="ved behov",
+                                                action="continue")) == "Paracet 1 g ved behov."
+    assert records.render_medication(Medication(substance="Metformin", dose="1000", unit="mg", frequency="x2",
+                                                action="change"), "nn") == "Endrar Metformin 1000 mg x 2."
+    assert records.render_vitals([Vital(name="BT", value="150/90"), Vital(name="puls", value="88"),
+                                  Vital(name="SpO2", value="96", unit="prosent"), Vital(name="temp", value="37.2")]) \
+        == "BT 150/90, puls 88, SpO2 96 %, temp 37,2."
+    assert records.render_vitals([Vital(name="annet", label="ferritin", value="12", unit="µg/l")]) \
+        == "Ferritin 12 µg/l."
+    assert records.render_allergy(Allergy(substance="Penicillin", reaction="Utslett")) \
+        == "Allergi mot penicillin (utslett)."
+
+
+def test_placement_by_speaker() -> None:
+    found = Records(medications=[Medication(substance="Ibux", action="continue")],
+                    vitals=[Vital(name="BT", value="150/90")], allergies=[Allergy(substance="penicillin")])
+    assert records.rendered_lines(found, "lege", IDS) == [
+        ("legemidler", "Ibux."), ("funn", "BT 150/90."), ("legemidler", "Allergi mot penicillin.")]
+    # what the patient measured at home is history, not a finding
+    assert ("anamnese", "Oppgir BT 150/90.") in records.rendered_lines(found, "pasient", IDS)
+    assert records.rendered_lines(found, "lege", ["anamnese", "plan"])[1] == ("anamnese", "BT 150/90.")
+
+
+def test_grounding_drops_what_was_not_said() -> None:
+    source = "Jeg skriver ut Metoprolol, femti milligram, og blodtrykket er 150 over 90."
+    found = Records(
+        medications=[Medication(substance="Metoprolol", dose="50", unit="mg"),
+                     Medication(substance="Metoprolol", dose="100", unit="mg"),   # a dose never said
+                     Medication(substance="Atorvastatin", dose="20", unit="mg")],  # a drug never said
+        vitals=[Vital(name="BT", value="150/90"), Vital(name="puls", value="72")],
+        allergies=[Allergy(substance="penicillin")])
+    kept, dropped = records.grounded(found, source)
+    assert [m.dose for m in kept.medications] == ["50"]
+    # a lab value is no medicine (a unit never said), a weight is no blood pressure,
+    # a drug named in passing is no prescription (from the clinician)
+    lab = "B12 er tre hundre og tjue, og du veier nittien kilo. Losartan kan påvirke nyrene."
+    lab_kept, lab_dropped = records.grounded(Records(
+        medications=[Medication(substance="B12", dose="320", unit="µg"), Medication(substance="Losartan")],
+        vitals=[Vital(name="BT", value="91"), Vital(name="vekt", value="91")]), lab, "lege")
+    assert lab_kept.medications == [] and [v.name for v in lab_kept.vitals] == ["vekt"] and lab_dropped == 3
+    assert records.grounded(Records(medications=[Medication(substance="Losartan")]), lab, "pasient")[1] == 0
+    # each value stands near its own word: 96 is the saturation here, not CRP or pulse
+    said = ("Temperaturen er trettiåtte komma seks nå, metningen er 96 prosent, og du puster tjue ganger i "
+            "minuttet. Vi tar en CRP.")
+    vit_kept, _ = records.grounded(Records(vitals=[
+        Vital(name="CRP", value="96"), Vital(name="puls", value="96"), Vital(name="SpO2", value="96", unit="%"),
+        Vital(name="temp", value="38.6"), Vital(name="RF", value="20")]), said, "lege")
+    assert [(v.name, v.value) for v in vit_kept.vitals] == [("SpO2", "96"), ("temp", "38.6"), ("RF", "20")]
+    # a start or change without a dose said is not claimed as one
+    [m] = records.grounded(Records(medications=[Medication(substance="Losartan", frequency="om morgenen",
+                                                           action="change")]),
+                           "Losartan tar du om morgenen.")[0].medications
+    assert m.action == "unknown"
+    # the example's drug, copied by the model, was not said
+    assert records.grounded(Records(medications=[Medication(substance="Ibux", action="stop")]),
+                            "Levaxin 75 mikrogram om morgenen.")[1] == 1
+    assert [v.value for v in kept.vitals] == ["150/90"]
+    assert kept.allergies == [] and dropped == 4
+
+
+def test_covered_by() -> None:
+    found = Records(medications=[Medication(substance="Metoprolol", dose="50", unit="mg")],
+                    vitals=[Vital(name="BT", value="150/90")])
+    assert records.covered_by("Metoprolol 50 mg daglig.", found)
+    assert records.covered_by("Blodtrykk 150/90.", found)
+    assert not records.covered_by("Henvist til ekkokardiografi.", found)
+    # a line with more than the measurement stays (the record does not say "4 uker")
+    assert not records.covered_by("Kontroll om 4 uker, BT 150/90.", found)
+
+
+def _records(messages: list) -> str:
+    return json.dumps({"medications": [{"substance": "Metoprolol", "dose": "50", "unit": "mg",
+                                            "frequency": "to ganger daglig", "action": "new"},
+                                           {"substance": "Warfarin", "dose": "5", "unit": "mg"}],
+                           "vitals": [{"name": "BT", "value": "150/90"}], "allergies": []})
+
+
+def _reply(messages: list) -> str:
+    return "Legemidler: Metoprolol 50 mg.\nFunn: Blodtrykk 150/90.\nPlan: Kontroll om 4 uker."
+
+
+def test_drafter_replaces_model_lines_with_records() -> None:
+    utt = Utterance(0, "Blodtrykket er 150 over 90. Jeg starter Metoprolol 50 mg to ganger daglig, "
+                       "og så tar vi kontroll om 4 uker.", speaker="lege")
+    drafter = NoteDrafter(note_template(), FakeLlm(_reply, structured=_records), DraftOptions(batch_size=1))
+    draft = drafter.draft([utt])
+    text = {s.id: [x.text for x in s.sentences] for s in draft.sections}
+    assert "Starter Metoprolol 50 mg x 2." in text["legemidler"]
+    assert "Metoprolol 50 mg." not in text["legemidler"]
+    assert "BT 150/90." in text["funn"] and "Blodtrykk 150/90." not in text["funn"]
+    assert "Kontroll om 4 uker." in text["plan"]
+    assert not any("Warfarin" in x for xs in text.values() for x in xs)  # never said: dropped
+    assert drafter.timing.records_dropped == 1
+    assert drafter.structured.as_dict() == {"calls": 1, "valid_first": 1, "valid_retry": 0, "fallbacks": 0}
+
+
+def test_invalid_json_is_retried_then_falls_back() -> None:
+    answers = iter(['{"medications": [{"dose": "50"}]}', "ikke json"])
+    engine = FakeLlm("Legemidler: Metoprolol 50 mg.", structured=lambda m: next(answers))
+    utt = Utterance(0, "Jeg starter Metoprolol 50 mg.", speaker="lege")
+    drafter = NoteDrafter(note_template(), engine, DraftOptions(batch_size=1))
+    draft = drafter.draft([utt])
+    assert drafter.structured.as_dict() == {"calls": 1, "valid_first": 0, "valid_retry": 0, "fallbacks": 1}
+    assert "Metoprolol 50 mg." in [x.text for s in draft.sections for x in s.sentences]  # the model's line stays
+    # the retry told the model what was wrong
+    assert len(engine.structured_calls) == 2 and "substance" in engine.structured_calls[1][-1].content
+
+
+def test_records_off_and_no_cue_make_no_structured_call() -> None:
+    engine = FakeLlm(_reply, structured=_records)
+    NoteDrafter(note_template(), engine, DraftOptions(batch_size=1, records=False)).draft(
+        [Utterance(0, "Jeg starter Metoprolol 50 mg.", speaker="lege")])
+    engine2 = FakeLlm(_reply, structured=_records)
+    NoteDrafter(note_template(), engine2, DraftOptions(batch_size=1)).draft(
+        [Utterance(0, "Det har vært vondt i ryggen siden jul.", speaker="pasient")])
+    for e in (engine, engine2):
+        assert e.calls and not e.structured_calls
