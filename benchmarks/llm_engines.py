@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.output import write_record
+
 TARGET_DECODE_RATIO = 2.5
 PROMPT = (
     "Lege: Hva bringer deg hit i dag?\n"
@@ -147,10 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if ratio is not None:
         print(f"decode llama.cpp / CTranslate2 int8: {ratio:.2f}× (target ≥ {TARGET_DECODE_RATIO}×: "
               f"{'ok' if record['pass'] else 'FAIL'})")
-    out = args.json or Path(__file__).parent / "results" / f"llm_engines-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str))
-    print(f"wrote {out}")
+    write_record("llm_engines", record, args.json)
     return 0
 
 

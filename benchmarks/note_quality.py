@@ -36,6 +36,7 @@ import yaml
 
 from asr.errors import ScribeError
 from benchmarks.fingerprint import fingerprint
+from benchmarks.output import write_record
 from summarize.transcript_io import normalize_speaker
 from summarize.types import Utterance
 
@@ -105,6 +106,63 @@ def template_for(specialty: str) -> Any:
     return load_template(specialty)
 
 
+_PRONOUN = re.compile(r"\b(jeg|meg|min|mitt|mine|du|deg|din|ditt|dine|vi|oss|vår|vårt|våre|eg)\b", re.I)
+_FILLER_OPEN = re.compile(r"^\W*(ja|nei|altså|vel|ok|okei|eh|ehm|hm|hmm|jo)\b", re.I)
+_FILLER_ANY = re.compile(r"\b(liksom|altså)\b", re.I)
+_QUOTED = re.compile(r"«[^»]*»|\"[^\"]*\"")
+_RETRACTION = re.compile(r"\d[\d,./]*\s*(?:\.\.\.|…|–|-|,)?\s*(?:nei|unnskyld|orsak|altså|eller)\b[^.]{0,20}?\d", re.I)
+_NOTE_SENTENCE = re.compile(r"(?<=[.!?»])\s+(?=[«A-ZÆØÅ0-9])|\n+")
+
+
+def note_sentences(text: str) -> list[str]:
+    """The note's sentences (section bodies, one per line or sentence end); a heading
+    line ("Anamnese:") is not a sentence."""
+    return [x.strip() for x in _NOTE_SENTENCE.split(text)
+            if x and x.strip() and not re.fullmatch(r"[\w ,/()-]{1,40}:", x.strip())]
+
+
+def journal_defects(sentence: str) -> list[str]:
+    """What makes a note sentence spoken language rather than journal language (issue #16):
+    a first/second-person pronoun outside a quote, an opening filler or "liksom"/"altså",
+    a question, a whole sentence of quoted dialogue, a self-correction left in, a fragment
+    of under three words with no number."""
+    s = sentence.strip()
+    bare = _QUOTED.sub(" ", s)
+    words = re.findall(r"\w+", s)
+    out = []
+    if _PRONOUN.search(bare):
+        out.append("pronoun")
+    if _FILLER_OPEN.match(bare) or _FILLER_ANY.search(bare):
+        out.append("filler")
+    if s.rstrip("»\"").endswith("?"):
+        out.append("question")
+    if s.startswith(("«", '"')) and s.rstrip(".").endswith(("»", '"')) and not bare.strip(" .,"):
+        out.append("quoted")
+    if _RETRACTION.search(s):
+        out.append("retraction")
+    if len(words) < 3 and not any(ch.isdigit() for ch in s):
+        out.append("fragment")
+    return out
+
+
+def defect_share(text: str) -> float:
+    """Share of the note's sentences with at least one journal-style defect."""
+    sentences = note_sentences(text)
+    return sum(bool(journal_defects(x)) for x in sentences) / len(sentences) if sentences else 0.0
+
+
+def edit_rate(reference: str, draft: str) -> float:
+    """Word-level edit distance from the draft to the reference over the reference's length
+    (``\\w+`` tokens, lower case): the edits a clinician makes to reach their note."""
+    import jiwer
+
+    ref = " ".join(_TOKEN.findall(reference.lower()))
+    hyp = " ".join(_TOKEN.findall(draft.lower()))
+    if not ref:
+        return 0.0
+    return float(jiwer.wer(ref, hyp or "tom"))
+
+
 def note_metrics(case: dict[str, Any], result: Any, template: Any) -> dict[str, Any]:
     text = "\n".join(f"{s.title}: {s.text}" for s in result.draft.sections)
     low = text.lower()
@@ -118,10 +176,14 @@ def note_metrics(case: dict[str, Any], result: Any, template: Any) -> dict[str, 
         "leakage": len(leaks),
         "unsupported_claims": len(unsupported),
         "rouge_l": rouge_l(case["reference"], text),
+        "journal_defects": defect_share("\n".join(s.text for s in result.draft.sections)),
+        "edit_rate": edit_rate(case["reference"], "\n".join(s.text for s in result.draft.sections)),
         "extractive": result.draft.extractive,
         "draft_s": result.timing.get("draft_s"),
         "tokens": result.timing.get("tokens"),
         "tokens_per_s": result.timing.get("tokens_per_s"),
+        "structured": result.timing.get("structured"),
+        "structured_s": result.timing.get("structured_s"),
     }
 
 
@@ -271,7 +333,7 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
         if rows:
             record[src] = {
                 k: sum(r[k] or 0 for r in rows) / len(rows)
-                for k in ("fact_recall", "rouge_l", "tokens_per_s", "draft_s")
+                for k in ("fact_recall", "rouge_l", "journal_defects", "edit_rate", "tokens_per_s", "draft_s")
             } | {"leakage": sum(r["leakage"] for r in rows),
                  "unsupported_claims": sum(r["unsupported_claims"] for r in rows)}
     if incremental:
@@ -296,18 +358,20 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
 
 def table(r: dict[str, Any]) -> str:
     lines = [f"{'consultation':34} {'ST-F1':>6} {'recall':>6} {'leak':>4} {'unsup':>5} {'ROUGE-L':>7} "
-             f"{'tok/s':>6} {'draft s':>7}   audio: {'ST-F1':>5} {'recall':>6} {'leak':>4} {'ROUGE-L':>7}"]
+             f"{'defects':>7} {'edits':>5} {'tok/s':>6} {'draft s':>7}   audio: {'ST-F1':>5} {'recall':>6} {'leak':>4} {'ROUGE-L':>7}"]
     for c in r["cases"]:
         o = c["oracle"]
         a = c.get("audio")
         line = (f"{c['id']:34} {c['smalltalk']['f1']:6.2f} {o['fact_recall']:6.2f} {o['leakage']:4d} "
-                f"{o['unsupported_claims']:5d} {o['rouge_l']:7.3f} {o['tokens_per_s'] or 0:6.1f} {o['draft_s'] or 0:7.1f}")
+                f"{o['unsupported_claims']:5d} {o['rouge_l']:7.3f} {o.get('journal_defects', 0):7.2f} "
+                f"{o.get('edit_rate', 0):5.2f} {o['tokens_per_s'] or 0:6.1f} {o['draft_s'] or 0:7.1f}")
         if a:
             line += f"          {a['smalltalk']['f1']:5.2f} {a['fact_recall']:6.2f} {a['leakage']:4d} {a['rouge_l']:7.3f}"
         lines.append(line)
     o = r["oracle"]
     lines.append(f"{'mean / total':34} {r['smalltalk']['f1']:6.2f} {o['fact_recall']:6.2f} {o['leakage']:4d} "
-                 f"{o['unsupported_claims']:5d} {o['rouge_l']:7.3f} {o['tokens_per_s']:6.1f} {o['draft_s']:7.1f}")
+                 f"{o['unsupported_claims']:5d} {o['rouge_l']:7.3f} {o.get('journal_defects', 0):7.2f} "
+                 f"{o.get('edit_rate', 0):5.2f} {o['tokens_per_s']:6.1f} {o['draft_s']:7.1f}")
     if r.get("audio"):
         a = r["audio"]
         lines.append(f"from audio: small-talk F1 {r['smalltalk_audio']['f1']:.2f}, fact recall {a['fact_recall']:.2f}, "
@@ -346,10 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note_quality: error: {exc}", file=sys.stderr)
         return exc.exit_code
     print(table(record))
-    out = args.json or Path(__file__).parent / "results" / f"note_quality-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str))
-    print(f"wrote {out}")
+    write_record("note_quality", record, args.json)
     return 0
 
 

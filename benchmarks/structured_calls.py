@@ -18,12 +18,13 @@ Prints a table and writes JSON with the machine's fingerprint.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchmarks.output import write_record
 
 TARGET_VALID_CONSTRAINED = 1.0
 
@@ -134,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     record["machine"] = fingerprint()
     print(table(record))
-    out = args.json or Path(__file__).parent / "results" / f"structured_calls-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str))
-    print(f"wrote {out}")
+    write_record("structured_calls", record, args.json)
     return 0
 
 

@@ -35,10 +35,10 @@ from typing import Any
 
 from asr.errors import ScribeError
 from summarize.errors import LlmError
-from summarize.llm.structured import StructuredStats, structured_call
-from summarize.records import Records
 from summarize.llm.base import ChatMessage, LlmEngine, generate_many
+from summarize.llm.structured import StructuredStats, structured_call
 from summarize.numbers import normalize_numbers
+from summarize.records import Records
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ _CLAUSES = re.compile(r",\s+|\s+og\s+")
 class NoteResult:
     draft: NoteDraft
     filtered: FilteredTranscript
-    timing: dict[str, float | None] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def flags(self) -> list[Flag]:
@@ -129,13 +129,21 @@ def make_note(
     drafter = NoteDrafter(template, engine, options or DraftOptions(), on_progress=on_progress)
     draft = drafter.draft(clean, dropped=len(filtered.dropped))
     _verify(draft, clean, utterances, verifier)
-    timing: dict[str, float | None] = {
+    timing: dict[str, Any] = {
         "draft_s": round(time.perf_counter() - t0, 3),
         "llm_s": round(drafter.timing.draft_s, 3),
         "tokens": drafter.timing.tokens,
         "tokens_per_s": round(drafter.timing.tokens_per_second, 2),
+        **structured_timing(drafter),
     }
     return NoteResult(draft, filtered, timing)
+
+
+def structured_timing(drafter: NoteDrafter) -> dict[str, Any]:
+    """The records calls' counts (valid first / after retry / fallbacks), time and
+    records not grounded."""
+    return {"structured": drafter.structured.as_dict(), "structured_s": round(drafter.timing.structured_s, 3),
+            "records_dropped": drafter.timing.records_dropped}
 
 
 class IncrementalNote:
@@ -190,6 +198,7 @@ class IncrementalNote:
                 "llm_s": round(self.drafter.timing.draft_s, 3),
                 "tokens": self.drafter.timing.tokens,
                 "tokens_per_s": round(self.drafter.timing.tokens_per_second, 2),
+                **structured_timing(self.drafter),
             },
         )
 

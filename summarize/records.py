@@ -180,6 +180,7 @@ _UNIT_SAID = {"µg": r"µg|mikrogram|mcg", "mg": r"\bmg\b|milligram", "g": r"\bg
               "IE": r"\bie\b|enhet\w*|eining\w*", "mmol": r"mmol"}
 
 
+_BT = re.compile(r"\d{2,3}/\d{2,3}")
 _NEAR_BEFORE, _NEAR_AFTER = 40, 16  # characters: "metningen er 96 prosent", "96 i metning"
 
 
@@ -188,6 +189,10 @@ def _vital_said(v: Vital, low: str) -> bool:
     96": 96 is the saturation, not the temperature)."""
     if ("/" in v.value) != (v.name == "BT"):
         return False
+    if v.name == "BT" and _BT.fullmatch(v.value.strip()):  # "148 over 94" needs no word
+        high, low_ = (int(x) for x in v.value.strip().split("/"))
+        if 60 <= high <= 260 and 30 <= low_ <= 160 and high > low_:
+            return True
     words = re.escape(v.label.strip().lower()) if v.name == "annet" and v.label else _VITAL_WORDS.get(v.name)
     if not words:
         return False

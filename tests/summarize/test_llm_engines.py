@@ -637,3 +637,19 @@ def test_ctranslate2_caches_the_prefix_drafting_calls_share() -> None:
     short = ["x", "y"]
     assert eng._split_static(short) == ([], short)  # too short to be worth caching
     assert eng._split_static(rules) == ([], rules)  # a prompt must keep at least one own token
+
+
+def test_openmp_threads_sleep_while_waiting() -> None:
+    """llama.cpp and CTranslate2 (libgomp) must not spin-wait: two decodes side by side on
+    2 cores took 40x longer spinning. Importing the core sets the policy; an IT override wins."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import summarize.llm.config, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

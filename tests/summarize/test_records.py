@@ -96,6 +96,10 @@ def test_grounding_drops_what_was_not_said() -> None:
         Vital(name="CRP", value="96"), Vital(name="puls", value="96"), Vital(name="SpO2", value="96", unit="%"),
         Vital(name="temp", value="38.6"), Vital(name="RF", value="20")]), said, "lege")
     assert [(v.name, v.value) for v in vit_kept.vitals] == [("SpO2", "96"), ("temp", "38.6"), ("RF", "20")]
+    # a blood pressure is recognisable without its word ("Bare slapp av i armen ... 148 over 94")
+    assert records.grounded(Records(vitals=[Vital(name="BT", value="148/94")]),
+                            "Bare slapp av i armen ... Hundre og førtiåtte over nittifire.")[1] == 0
+    assert records.grounded(Records(vitals=[Vital(name="BT", value="3/4")]), "Ta 3/4 tablett.")[1] == 1
     # a start or change without a dose said is not claimed as one
     [m] = records.grounded(Records(medications=[Medication(substance="Losartan", frequency="om morgenen",
                                                            action="change")]),
