@@ -489,18 +489,23 @@ class NoteDrafter:
         return out
 
     def records_for(self, unit: Any, *, constrain: bool = True) -> Records | None:
-        """The grounded records of one unit (None: no cue, no engine, or no valid answer)."""
+        """The grounded records of one unit: medications and allergies by a structured call
+        (when it names a drug, a dose or an allergy), measurements read from the words
+        (None: no engine, or nothing found and no valid answer)."""
         from summarize import records
 
-        source = records.unit_text(unit.utterance, unit.question)
-        if self.engine is None or not records.has_record_cue(source):
+        if self.engine is None:
             return None
+        vitals = records.find_vitals(unit.utterance.text)
+        source = records.unit_text(unit.utterance, unit.question)
+        if not records.has_record_cue(source):
+            return records.Records(vitals=vitals) if vitals else None
         t0 = time.perf_counter()
         try:
             found = structured_call(
                 self.engine, records.build_messages(source, unit.utterance.speaker,
                                                     getattr(self.template, "language", "nb")),
-                records.Records, max_tokens=200, stats=self.structured, constrain=constrain)
+                records.Prescribed, max_tokens=160, stats=self.structured, constrain=constrain)
         except ScribeError:
             raise
         except Exception as exc:  # an engine bug must not lose the transcript
@@ -508,10 +513,11 @@ class NoteDrafter:
         finally:
             self.timing.structured_s += time.perf_counter() - t0
         if found is None:
-            return None
-        kept, dropped = records.grounded(found, source, unit.utterance.speaker)
+            return records.Records(vitals=vitals) if vitals else None
+        kept, dropped = records.grounded(
+            records.Records(medications=found.medications, allergies=found.allergies), source, unit.utterance.speaker)
         self.timing.records_dropped += dropped
-        return kept
+        return kept.model_copy(update={"vitals": vitals})
 
     def _with_records(self, unit: Any, parsed: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str, int]:
         """The model's lines with its sentences about medicines, measurements and allergies
