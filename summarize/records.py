@@ -222,6 +222,9 @@ _NOT_A_VALUE = re.compile(r"^\s*(?!(?:ganger|gonger|slag|pust|andedrag)\s+(?:i|p
                           r"minutter|sekunder|tabletter|kilometer|km)\b", re.I)
 
 
+_TARGET = re.compile(r"\b(?:under|over|mål\w*|ned mot|ned til|opp mot|grense\w*|bør|skal|ønsker?|helst)\b[^.]*$")
+
+
 def find_vitals(text: str) -> list[Vital]:
     """Measurements read from the words, without the model: a blood pressure by its form
     ("148 over 94"), every other sign by its word with the first plausible number after it
@@ -232,6 +235,8 @@ def find_vitals(text: str) -> list[Vital]:
     seen: set[str] = set()
     for m in re.finditer(r"(?<![\d/,])(\d{2,3})/(\d{2,3})(?![\d/])", norm):
         high, low_ = int(m.group(1)), int(m.group(2))
+        if _TARGET.search(low[max(0, m.start() - 24): m.start()]):  # "målet er under 140/90": a goal
+            continue
         if 60 <= high <= 260 and 30 <= low_ <= 160 and high > low_ and "BT" not in seen:
             found.append((m.start(), Vital(name="BT", value=m.group(0))))
             seen.add("BT")
@@ -260,6 +265,39 @@ def _unit_said(unit: str | None, low: str) -> bool:
     return bool(re.search(pattern, low)) if pattern else canon.lower() in low
 
 
+_DOSE_BEFORE, _DOSE_AFTER = 25, 60  # characters between a drug's name and its dose
+
+
+def _dose_with_drug(m: Medication, low: str) -> bool:
+    """The dose stands near the drug's own name ("Amlodipinen som før, og Losartan 50 mg": 50 mg
+    is Losartan's)."""
+    from summarize.verify import find_drugs
+
+    if not m.dose:
+        return True
+    digits = _DIGITS.search(m.dose)
+    if digits is None:
+        return False
+    names = [m.substance.lower(), *(d.lower() for d in find_drugs(m.substance, fuzzy=False))]
+    value = digits.group(0).replace(".", ",")
+    for hit in re.finditer(r"(?<![\d,])" + re.escape(value) + r"(?![\d]|,\d)", low):
+        before, after = low[max(0, hit.start() - _DOSE_AFTER): hit.start()], low[hit.end(): hit.end() + _DOSE_BEFORE]
+        for name in names:
+            stem = name[: max(4, len(name) - 2)]
+            if stem in after and not _other_drug_between(after[: after.find(stem)]):
+                return True
+            k = before.rfind(stem)
+            if k >= 0 and not _other_drug_between(before[k + len(stem):]):
+                return True
+    return False
+
+
+def _other_drug_between(text: str) -> bool:
+    from summarize.verify import find_drugs
+
+    return bool(find_drugs(text, fuzzy=False))
+
+
 def _useful(m: Medication, patient: bool) -> bool:
     """A medicine named with nothing about its use ("Losartan kan påvirke nyrene") is no
     record, except from the patient (what they take) or when it is stopped."""
@@ -276,7 +314,8 @@ def grounded(records: Records, source: str, speaker: str | None = None) -> tuple
     meds = [m.model_copy(update={"action": "unknown"}) if m.action in ("new", "change") and not m.dose else m
             for m in records.medications
             if _drug_said(m.substance, source) and _said(m.dose, numbers) and _DIGITS.search(m.dose or "0")
-            and _unit_said(m.unit, low) and _useful(m, patient)]
+            and _unit_said(m.unit, low) and _useful(m, patient) and _dose_with_drug(m, low)]
+    meds = [m for i, m in enumerate(meds) if m not in meds[:i]]  # the same record twice
     vitals = [v for v in records.vitals
               if _DIGITS.search(v.value) and _said(v.value, numbers) and _vital_said(v, low)]
     allergies = [a for a in records.allergies if a.substance.lower() in low and _ALLERGY_CUE.search(source)]

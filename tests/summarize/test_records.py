@@ -105,6 +105,14 @@ def test_grounding_drops_what_was_not_said() -> None:
                                                            action="change")]),
                            "Losartan tar du om morgenen.")[0].medications
     assert m.action == "unknown"
+    # a dose belongs to the drug it is said with; the same record twice is one
+    said = "Amlodipinen fortsetter du med som før, og så legger vi til Losartan 50 mg om morgenen."
+    meds = records.grounded(Records(medications=[
+        Medication(substance="Amlodipinen", dose="50", unit="mg"), Medication(substance="Losartan", dose="50", unit="mg"),
+        Medication(substance="Losartan", dose="50", unit="mg")]), said, "lege")[0].medications
+    assert [(m.substance, m.dose) for m in meds] == [("Losartan", "50")]
+    assert records.grounded(Records(medications=[Medication(substance="Metformin", dose="1000", unit="mg")]),
+                            "1000 mg metformin morgen og kveld.")[1] == 0
     # only a medicine the lexicon knows is a medication record
     assert records.grounded(Records(medications=[Medication(substance="Champions League", dose="2"),
                                                  Medication(substance="Psykolog", action="stop")]),
@@ -185,6 +193,7 @@ def test_records_off_and_no_cue_make_no_structured_call() -> None:
     ("Temperaturen var høy i går. 3 ganger.", []),        # the number belongs to another sentence
     ("Han tar 3/4 tablett.", []),                         # no blood pressure
     ("Metningen er 150.", []),                            # implausible
+    ("Målet er under 135/85 hjemme.", []),                # a goal, not a measurement
 ])
 def test_find_vitals(said: str, read: list[tuple[str, str]]) -> None:
     assert [(v.name, v.value) for v in records.find_vitals(said)] == read
