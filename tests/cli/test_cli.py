@@ -175,11 +175,15 @@ def test_unknown_language(env, clip_wav: Path) -> None:
     assert_one_line_error(scribe(env, "transcribe", str(clip_wav), "--language", "sv"), 2, "unknown language")
 
 
-def test_ctrl_c_ends_cleanly_and_flushes(env: dict[str, str], clip_wav: Path) -> None:
+def test_ctrl_c_ends_cleanly_and_flushes(env: dict[str, str], king_audio: np.ndarray, tmp_path: Path) -> None:
     import signal
 
+    # 60 s, so that the first committed segment comes long before the end even on a loaded
+    # CI machine (with 16 s it once came after the clip had ended)
+    long_wav = tmp_path / "long.wav"
+    sf.write(long_wav, np.tile(king_audio[: SAMPLE_RATE * 20], 3), SAMPLE_RATE, subtype="PCM_16")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "transcribe", str(clip_wav), "--realtime", "--json"],
+        [sys.executable, "-m", "app.cli", "transcribe", str(long_wav), "--realtime", "--json"],
         env=env, cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -192,4 +196,4 @@ def test_ctrl_c_ends_cleanly_and_flushes(env: dict[str, str], clip_wav: Path) ->
     rows = [json.loads(line) for line in out.splitlines()]
     summary = rows[-1]
     assert summary["type"] == "summary" and summary.get("interrupted") is True
-    assert summary["audio_s"] < 15.5  # stopped before the end of the 16 s clip
+    assert summary["audio_s"] < 59.5  # stopped before the end of the 60 s clip
