@@ -81,10 +81,6 @@ class Records(BaseModel):
 
 # --------------------------------------------------------------------------- which utterances
 
-_VITAL_CUE = re.compile(
-    r"\b(blodtrykk\w*|bt|puls\w*|hjertefrekvens\w*|metning\w*|oksygenmetning\w*|spo2|sat\w*|temp\w*|feber|"
-    r"respirasjonsfrekvens\w*|rf|gcs|vekt\w*|veier|veide|kilo|høyde|bmi|hemoglobin\w*|hb|hba1c|langtidsblodsukker\w*|"
-    r"crp|blodsukker\w*|glukose|kreatinin|egfr|kolesterol\w*|ldl)\b", re.I)
 _ALLERGY_CUE = re.compile(r"\b(allergi\w*|allergisk\w*|tåler ikke|tåler ikkje|reagert? på|overfølsom\w*)\b", re.I)
 _DOSE_UNITS = frozenset({"mg", "g", "µg", "ml", "IE", "mmol"})
 _COUNT_DOSE = re.compile(r"\b\d+(?:[.,]\d+)?\s+(?:tablett\w*|kapsl\w*|kapsel|dråpe\w*|dose\w*|puff\w*|"
@@ -405,9 +401,8 @@ def render_vitals(vitals: Sequence[Vital]) -> str:
 
 
 def render_allergy(a: Allergy, lang: str = "nb") -> str:
-    word = "Allergi mot" if lang != "nn" else "Allergi mot"
     reaction = f" ({a.reaction.strip().lower()})" if a.reaction else ""
-    return f"{word} {a.substance.strip().lower()}{reaction}."
+    return f"Allergi mot {a.substance.strip().lower()}{reaction}."  # the same in nynorsk
 
 
 def rendered_lines(records: Records, speaker: str | None, ids: Sequence[str], lang: str = "nb") -> list[tuple[str, str]]:
