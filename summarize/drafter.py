@@ -35,6 +35,7 @@ from typing import Any
 
 from asr.errors import ScribeError
 from summarize.errors import LlmError
+from summarize.journal_style import journal_sentence
 from summarize.llm.base import ChatMessage, LlmEngine, generate_many
 from summarize.llm.structured import StructuredStats, structured_call
 from summarize.numbers import normalize_numbers
@@ -368,7 +369,9 @@ def extractive_draft(template: object, utterances: Sequence[Utterance], reason: 
             sent = sent.strip()
             if len(_terms(sent)) < 2 or sent.endswith("?"):
                 continue  # fillers ("Ja.", "Mm.") and the clinician's questions
-            per[_section_for(sent, u.speaker, ids)].append(Sentence(sent, (u.id,)))
+            written = journal_sentence(sent, u.speaker)
+            if written:
+                per[_section_for(sent, u.speaker, ids)].append(Sentence(written, (u.id,)))
     sections = [NoteSection(s.id, s.title, per[s.id]) for s in template.sections]  # type: ignore[attr-defined]
     return NoteDraft(
         template_id=template.id,  # type: ignore[attr-defined]
@@ -626,11 +629,12 @@ def add_omitted(draft: NoteDraft, utterances: Sequence[Utterance]) -> None:
                 continue
             target = draft.section(_section_for(sent, u.speaker, ids))
             assert target is not None
-            target.sentences.append(Sentence(sent, (u.id,)))
+            written = journal_sentence(sent, u.speaker) or sent
+            target.sentences.append(Sentence(written, (u.id,)))
             have_q |= q
             have_d |= d
             items = ", ".join(sorted(new_q | new_d))
-            draft.flags.append(Flag("added_from_transcript", items, target.id, sent))
+            draft.flags.append(Flag("added_from_transcript", items, target.id, written))
 
 
 def _unit_key(unit: Any) -> tuple[Any, ...]:

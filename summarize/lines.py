@@ -30,6 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from summarize.journal_style import journal_sentence
 from summarize.llm.base import ChatMessage
 from summarize.numbers import normalize_numbers
 from summarize.types import Utterance
@@ -294,7 +295,6 @@ def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3, cover: str =
     do not count. Fillers are removed. ``cover``: more words that count as said in the
     note (the parts of a structured record, as spoken)."""
     from summarize.drafter import _SENTENCE_SPLIT
-
     from summarize.verify import find_drugs
 
     covered = set().union(*(_stems(x) for x in [*lines, cover])) if lines or cover else set()
@@ -392,9 +392,10 @@ def parse_lines(template: object, text: str, unit: Unit) -> list[tuple[str, str]
         if drops_a_negation(line, unit):
             continue  # "Røyk." for "jeg har aldri røykt"
         sid = place(sid, line, unit, ids)
-        if not line.endswith((".", "!", "?")):
-            line += "."
-        out.append((sid, line[0].upper() + line[1:]))
+        written = journal_sentence(line, unit.utterance.speaker)
+        if written is None:
+            continue  # the model echoed a question or an instruction
+        out.append((sid, written))
     return out
 
 
@@ -457,12 +458,14 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
     gone: set[int] = set()
     fixed = set(range(len(parsed) - keep, len(parsed)))
     for sentence in uncovered(unit, [x for _, x in parsed], cover=cover):
+        text = journal_sentence(sentence, speaker)
+        if text is None:
+            continue  # a question or an instruction: no journal content of its own
         if speaker in ("pasient", "pårørende"):
             sid = "legemidler" if "legemidler" in ids and _has_drug_or_dose(sentence) else (
                 "anamnese" if "anamnese" in ids else ids[0])
-            text = f"«{sentence}»"
         else:
-            sid, text = _section_for(sentence, speaker, ids), sentence
+            sid = _section_for(sentence, speaker, ids)
         words = _stems(sentence)
         repeats = [i for i, (_, x) in enumerate(parsed) if i not in gone | fixed and _within(x, words)]
         if repeats:  # the sentence replaces the model's shorter line, in the model's section
@@ -471,7 +474,9 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
         added.append((sid, text))
     statement = confirmed(unit)
     if statement and uncovered(Unit(Utterance(-1, statement + ".", speaker="pasient")), [x for _, x in parsed + added]):
-        added.insert(0, ("anamnese" if "anamnese" in ids else ids[0], f"{statement} (bekreftet)."))
+        said = journal_sentence(statement, unit.question.speaker if unit.question else "lege")
+        if said:
+            added.insert(0, ("anamnese" if "anamnese" in ids else ids[0], f"{said.rstrip('.')} (bekreftet)."))
     return [x for i, x in enumerate(parsed) if i not in gone] + added
 
 

@@ -51,7 +51,7 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[i
         if len(parts) < 2 and not smalltalk.analyse(u.text).social:
             out.append(u)
             continue
-        keep = []
+        kept_parts = []
         for p in parts:
             cues = smalltalk.analyse(p)
             if cues.social and not cues.clinical:
@@ -61,10 +61,19 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[i
                 kept = [c if not (smalltalk.analyse(c).social and not smalltalk.analyse(c).clinical)
                         else _onset(c) for c in clauses]
                 p = ", ".join(c.strip().rstrip(".,") for c in kept if c.strip()) + "."
-            keep.append(p)
-        text = " ".join(keep) or u.text
+            kept_parts.append(p)
+        text = " ".join(kept_parts) or u.text
         out.append(Utterance(u.id, text, u.start, u.end, u.speaker, u.words))
     return out
+
+
+def for_drafting(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[int] = ()) -> list[Utterance]:
+    """What the drafter sees: :func:`clean_mixed`, with spoken self-corrections resolved
+    ("50 … nei, 25 mg" → "25 mg", :mod:`summarize.retractions`). The verifier checks the
+    draft against the unresolved text, where it finds the retracted values."""
+    from summarize.retractions import resolve_utterances
+
+    return resolve_utterances(clean_mixed(filtered, smalltalk, keep))
 
 
 _ONSET = re.compile(r"\bfor\s+(?:\S+\s+){1,3}?(?:dag|dager|døgn|uke|uker|veke|veker|måned|måneder|månad|"
@@ -78,7 +87,8 @@ def _onset(clause: str) -> str:
     return m.group(0) if m else ""
 
 
-_UNSAFE = ("unsupported_number", "unsupported_drug", "unsupported_laterality", "unsupported_date")
+_UNSAFE = ("unsupported_number", "unsupported_drug", "unsupported_laterality", "unsupported_date",
+           "retracted_value")
 
 
 def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:
@@ -93,7 +103,7 @@ def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:
         sec.sentences = keep
     if removed:
         draft.flags.append(Flag("removed_unsupported", f"{removed} setning(er) med tall, legemidler, side eller "
-                                "dato som ikke ble sagt er tatt ut av utkastet (se flaggene over)"))
+                                "dato som ikke ble sagt (eller ble rettet) er tatt ut av utkastet (se flaggene over)"))
 
 
 def _verify(draft: NoteDraft, clean: Sequence[Utterance], all_utterances: Sequence[Utterance], verifier: Any) -> None:
@@ -127,7 +137,7 @@ def make_note(
     filtered = smalltalk.filter(list(utterances))
     clean = clean_mixed(filtered, smalltalk)
     drafter = NoteDrafter(template, engine, options or DraftOptions(), on_progress=on_progress)
-    draft = drafter.draft(clean, dropped=len(filtered.dropped))
+    draft = drafter.draft(for_drafting(filtered, smalltalk), dropped=len(filtered.dropped))
     _verify(draft, clean, utterances, verifier)
     timing: dict[str, Any] = {
         "draft_s": round(time.perf_counter() - t0, 3),
@@ -180,7 +190,7 @@ class IncrementalNote:
 
     def update(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> None:
         filtered = self._filter(utterances, restored)
-        self.incremental.update(clean_mixed(filtered, self.smalltalk, restored))
+        self.incremental.update(for_drafting(filtered, self.smalltalk, restored))
 
     def finish(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteResult:
         """The draft after Stop; may be called again after the clinician changed the
@@ -188,7 +198,7 @@ class IncrementalNote:
         t0 = time.perf_counter()
         filtered = self._filter(utterances, restored)
         clean = clean_mixed(filtered, self.smalltalk, restored)
-        draft = self.incremental.finish(clean, dropped=len(filtered.dropped))
+        draft = self.incremental.finish(for_drafting(filtered, self.smalltalk, restored), dropped=len(filtered.dropped))
         _verify(draft, clean, utterances, self.verifier)
         return NoteResult(
             draft,
@@ -205,7 +215,7 @@ class IncrementalNote:
     def preview(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteDraft | None:
         """The draft so far while recording (only lines already drafted; no model call)."""
         filtered = self._filter(utterances, restored)
-        return self.incremental.preview(clean_mixed(filtered, self.smalltalk, restored))
+        return self.incremental.preview(for_drafting(filtered, self.smalltalk, restored))
 
     def close(self) -> None:
         """The session ended (approved or discarded): nothing it drafted stays in memory."""

@@ -17,6 +17,9 @@ every section of a :class:`~summarize.types.NoteDraft` the verifier checks
   -> ``unsupported_laterality``.
 * a sentence without evidence ids and without lexical overlap with the transcript
   -> ``no_evidence``.
+* a value the speaker retracted in the same breath ("Metoprolol 50 … nei, 25 mg", "venstre
+  – unnskyld, høyre", :mod:`summarize.retractions`) is not said: the number, drug, side or
+  weekday -> ``retracted_value`` (text "50 (rettet til 25)"), unless it is also said elsewhere.
 
 Where an item must be found: primarily in the sentence's evidence segments, but finding
 it anywhere in the transcript is enough (the LLM's evidence links are often incomplete,
@@ -49,6 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from summarize.numbers import (
     Quantity,
@@ -57,6 +61,7 @@ from summarize.numbers import (
     normalize_numbers,
     quantity_supports,
 )
+from summarize.retractions import resolve, retractions_in
 from summarize.types import Flag, NoteDraft, Sentence, Utterance
 
 logger = logging.getLogger(__name__)
@@ -606,6 +611,7 @@ class _Index:
     sides: dict[int, set[str]]
     vocab: set[str]
     vocab_hits: dict[str, bool] = field(default_factory=dict)
+    retracted: list[Any] = field(default_factory=list)  # summarize.retractions.Retraction
 
     def has_word(self, w: str) -> bool:
         hit = self.vocab_hits.get(w)
@@ -665,8 +671,9 @@ class Verifier:
         sentences: list[_TSentence] = []
         sides: dict[int, set[str]] = {}
         vocab: set[str] = set()
+        retracted = retractions_in(utterances)
         for u in utterances:
-            norm = normalize_numbers(u.text or "")
+            norm = resolve(normalize_numbers(u.text or ""))  # a retracted value is not said
             quantities.setdefault(u.id, []).extend(extract_quantities(norm, normalized=True))
             drugs.setdefault(u.id, set()).update(
                 canonical_drug(m.name, self.aliases)
@@ -679,7 +686,7 @@ class Verifier:
                 content = [t.word for t in toks if _is_content(t.word)]
                 vocab.update(t.word for t in toks if t.word.isalnum())
                 sentences.append(_TSentence(u.id, s, toks, lats, content))
-        index = _Index([u.id for u in utterances], quantities, drugs, sentences, sides, vocab)
+        index = _Index([u.id for u in utterances], quantities, drugs, sentences, sides, vocab, retracted=retracted)
         self._cache = (key, index)
         return index
 
@@ -726,14 +733,16 @@ class Verifier:
             for q in extract_quantities(norm, normalized=True):
                 if not any(quantity_supports(e, q) for e in pool):
                     kind = "unsupported_date" if q.kind == "date" else "unsupported_number"
-                    flags.append(Flag(kind, q.text, section, text))
+                    flags.append(self._retracted(Flag(kind, q.text, section, text), index, "number"))
         if self.options.check_drugs:
             have = set().union(*(index.drugs.get(i, set()) for i in scope)) if scope else set()
             for m in drug_mentions(norm, self.lexicon, fuzzy=self.options.fuzzy_drugs):
                 if canonical_drug(m.name, self.aliases) not in have:
-                    flags.append(Flag("unsupported_drug", m.text, section, text))
+                    flags.append(self._retracted(Flag("unsupported_drug", m.text, section, text), index, "drug"))
         if self.options.check_laterality:
-            flags.extend(self._check_laterality(section, text, norm, evidence, scope, index))
+            flags.extend(self._retracted(f, index, "side")
+                         for f in self._check_laterality(section, text, norm, evidence, scope, index))
+        flags.extend(self._retracted_words(section, text, norm, index))
         if self.options.check_evidence and not evidence:
             words = [t.word for t in _tokens(norm) if _is_content(t.word) or t.word.isdigit()]
             if words:
@@ -745,6 +754,29 @@ class Verifier:
         if flags:
             logger.debug("sentence %r: %s", text, [(f.kind, f.text) for f in flags])
         return flags
+
+    def _retracted(self, flag: Flag, index: _Index, kind: str) -> Flag:
+        """An unsupported item that was said and then retracted ("50 … nei, 25") is a
+        ``retracted_value``: the text names the correction."""
+        item = flag.text.lower()
+        for r in index.retracted:
+            said = r.retracted.lower()
+            hit = (re.match(rf"{re.escape(said)}\b", item) if kind == "number"
+                   else said in item if kind == "side"
+                   else canonical_drug(said, self.aliases) == canonical_drug(item, self.aliases))
+            if r.kind == kind and hit:
+                return Flag("retracted_value", f"{flag.text} (rettet til {r.corrected})", flag.section, flag.detail)
+        return flag
+
+    def _retracted_words(self, section: str, text: str, norm: str, index: _Index) -> list[Flag]:
+        """A retracted weekday in the sentence that is not said elsewhere ("tirsdag, nei,
+        onsdag": the draft says "tirsdag")."""
+        out = []
+        for r in index.retracted:
+            if r.kind == "weekday" and re.search(rf"\b{re.escape(r.retracted)}\b", norm, re.I) \
+                    and r.retracted.lower() not in index.vocab:
+                out.append(Flag("retracted_value", f"{r.retracted} (rettet til {r.corrected})", section, text))
+        return out
 
     def _check_laterality(
         self,
