@@ -129,6 +129,8 @@ def _template_dict(t: NoteTemplate) -> dict[str, Any]:
                 "required": s.required,
                 "style": s.style,
                 "vocabulary": list(s.vocabulary),
+                "example": s.example,
+                "records": list(s.records),
             }
             for s in t.sections
         ],
@@ -154,11 +156,14 @@ def _show(args: argparse.Namespace) -> int:
             for x in (
                 "required" if s.required else "",
                 "one sentence per line" if s.style == "lines" else "",
+                ("records: " + "/".join(s.records)) if s.records else "",
             )
             if x
         )
         print(f"  {i}. {s.id}: {s.title}" + (f"  [{flags}]" if flags else ""))
         print(f"     {s.instruction}")
+        if s.example:
+            print(f"     example: {s.example}")
     if t.vocabulary:
         print("vocabulary (ASR prompt words): " + ", ".join(t.vocabulary))
     if args.sample:

@@ -316,6 +316,24 @@ def _dedupe(sentences: list[str], seen: list[set[str]] | None = None) -> list[st
             continue
         out.append(s)
         seen.append(t)
+    return _without_fragments_of(out)
+
+
+_NEGATED = re.compile(r"\b(ingen|ikke|ikkje|inga|aldri|uten|utan|negativ)\b", re.I)
+
+
+def _without_fragments_of(sentences: list[str]) -> list[str]:
+    """Drop a sentence whose terms all recur in a longer sentence of the same section
+    ("Levaxin." beside "Levaxin 75 µg.", "Demens." beside "Redd for demens."); a negated
+    one only beside another negated one."""
+    terms = [set(_terms(s)) for s in sentences]
+    out = []
+    for i, s in enumerate(sentences):
+        neg = bool(_NEGATED.search(s))
+        if terms[i] and any(j != i and len(terms[j]) > len(terms[i]) and terms[i] <= terms[j]
+                            and (not neg or _NEGATED.search(sentences[j])) for j in range(len(sentences))):
+            continue
+        out.append(s)
     return out
 
 
@@ -534,7 +552,9 @@ class NoteDrafter:
         if found is None or found.empty():
             return parsed, "", 0
         ids = [s.id for s in self.template.sections]  # type: ignore[attr-defined]
-        rendered = records.rendered_lines(found, unit.utterance.speaker, ids, getattr(self.template, "language", "nb"))
+        routes = {kind: s.id for s in self.template.sections for kind in getattr(s, "records", ())}  # type: ignore[attr-defined]
+        rendered = records.rendered_lines(found, unit.utterance.speaker, ids, getattr(self.template, "language", "nb"),
+                                          routes)
         kept = [(sid, x) for sid, x in parsed if not records.covered_by(x, found)]
         return kept + rendered, records.spoken_words(found), len(rendered)
 

@@ -45,6 +45,8 @@ _KIN = (r"mora|moren|mor|faren|far|mannen|kona|konen|kone|sønnen|dattera|datter
         r"søster|samboeren|samboer|svigermora|svigerfaren|bestemora|bestefaren|mormor|morfar|farmor|farfar|"
         r"kjæresten|partneren")
 _KIN_OF_SPEAKER = re.compile(rf"\b(?:(?:min|mi|mitt|mine) (?:{_KIN})|(?:{_KIN}) (?:min|mi|mitt|mine))\b", re.I)
+# a test score: "22 av 30 poeng" → "22/30" ("2 av 3 barn" stays)
+_SCORE = re.compile(r"\b(\d+) av (\d+)(?: mulige)? poeng\b|\b((?:mmse|moca|gcs|vas|nrs):? )(\d+) av (\d+)\b", re.I)
 _FIRST = {"jeg", "eg"}
 _SECOND = {"du"}
 _OBJ_FIRST = {"meg"}
@@ -58,7 +60,7 @@ _DEFINITE = re.compile(r"\w{2,}(?:et|en|a|ene|ane|inga|ingen|na|ne)$", re.I)
 
 def _clean(sentence: str) -> str:
     out = _FILLERS.sub("", sentence)
-    out = _OPENERS.sub("", out.strip())
+    out = _OPENERS.sub("", re.sub(r"^[\s,.…]+", "", out.strip()))
     out = re.sub(r"\s+([,.!?…])", r"\1", re.sub(r"\s{2,}", " ", out)).strip(" ,–-")
     return re.sub(r"^[,.…]\s*", "", out)
 
@@ -87,11 +89,17 @@ def journal_sentence(sentence: str, speaker: str | None) -> str | None:
     s = _REMEMBER.sub("Skal", s)
     s = _MUST.sub(lambda m: m.group(1), s) if speaker != "pasient" else s
     s = re.sub(r"\b(må|skal|bør) (?:huske|hugse) (?:å|og) ", r"\1 ", s, flags=re.I)
-    if speaker == "pårørende":
+    if speaker == "pårørende":  # "mora mi", "mamma": the relative names the patient
         s = _KIN_OF_SPEAKER.sub("pasienten", s)
+        s = re.sub(r"\b(?:mamma|pappa)\b", "pasienten", s, flags=re.I)
+    s = _SCORE.sub(lambda m: f"{m.group(1)}/{m.group(2)}" if m.group(1) else f"{m.group(3)}{m.group(4)}/{m.group(5)}", s)
     think = _THINK.match(s)
     if think and speaker != "pasient":
         s = "Trolig " + s[think.end():]
+    if speaker == "lege":  # the clinic: "her hos oss" → "her", "ring oss" → "ring"
+        s = re.sub(r"\b(?:her )?hos oss\b", "her", s, flags=re.I)
+        s = re.sub(r"\btil oss\b", "hit", s, flags=re.I)
+        s = re.sub(r"\b(ring|ringe|kontakt|kontakte|kontakter|ringer) oss\b", r"\1 behandler", s, flags=re.I)
     s = _persons(s, speaker, subject=told)
     s = _quote_similes(s) if speaker in ("pasient", "pårørende") else s
     s = re.sub(r"\s+([,.!?…])", r"\1", re.sub(r"\s{2,}", " ", s)).strip(" ,")
@@ -124,11 +132,14 @@ def _persons(s: str, speaker: str | None, subject: bool = False) -> str:
         clause_start = n == 0 or before.endswith((",", ";")) or before.lower().endswith(" og")
         if (clause_start and n > 0) or low in _OTHER_SUBJECTS:
             state["patient_subject"] = False
-        inverted = n == 1  # "Nå har jeg" after the opener went: "Har jeg" → "Har"
+        # "Nå har jeg" after the opener went: "Har jeg" → "Har" (not "Hvis du": a subjunction)
+        inverted = n == 1 and not re.match(rf"\W*(?:{_SUBJUNCTIONS})\b", s, re.I)
         if speaker == "pårørende" and low in _FIRST:
             return "Pårørende" if n == 0 else "pårørende"
         if speaker == "pårørende" and low in _OBJ_FIRST | _POSS_FIRST:
             return "pårørende" if low in _OBJ_FIRST else ""
+        if speaker == "pårørende" and low in _WE | _US:  # the family
+            return "pårørende" if low in _WE | {"oss"} else ""
         if low in me:
             state["patient_subject"] = True
             if n == 0 or inverted or (clause_start and patient):
@@ -136,7 +147,9 @@ def _persons(s: str, speaker: str | None, subject: bool = False) -> str:
             return "pasienten"
         if low in clinician:
             state["patient_subject"] = False
-            return "" if (clause_start or inverted or n <= 2) else ("legen" if patient else "")
+            if clause_start or inverted or n <= 2:
+                return ""  # "Vi tar blodprøver" → "Tar blodprøver"
+            return "legen" if speaker == "pasient" else "man"  # "før vi har sett MR" → "før man har sett MR"
         if low in me_obj:
             return "seg" if state["patient_subject"] else "pasienten"
         if low in me_poss:
@@ -153,8 +166,10 @@ def _persons(s: str, speaker: str | None, subject: bool = False) -> str:
     return re.sub(r"(?<![\w/.,])[A-Za-zæøåÆØÅé]+(?![\w/])", word, s)
 
 
+_SUBJUNCTIONS = "hvis|viss|når|om|at|som|fordi|dersom|før|etter|mens|selv om|siden|sidan|til|enn|der|hvor|kor"
 _OTHER_SUBJECTS = frozenset("han hun ho de dei det den legen mannen kona mora faren".split())
 _AUX = frozenset("har er kan skal vil må får gjør blir var hadde fikk bør".split())
+_NOT_VERBS = frozenset("før etter over under enn når hvor kor der her for eller per mer hver nær ennå iår".split())
 _INVERTED = re.compile(r"(?<=\w )([a-zæøå]{2,}r) (?:jeg|eg|vi|me)\b(?= [\wæøå])")
 
 
@@ -163,6 +178,8 @@ def _passive(s: str) -> str:
     måles blodtrykket" (s-passive; an auxiliary keeps its form: "Nå har vi" → "Nå har")."""
     def sub(m: re.Match[str]) -> str:
         verb = m.group(1)
+        if verb.lower() in _NOT_VERBS:
+            return m.group(0)  # "før vi har sett": not a verb
         return verb if verb.lower() in _AUX else verb[:-1] + "s"
 
     return _INVERTED.sub(sub, s)

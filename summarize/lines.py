@@ -35,6 +35,7 @@ from summarize.llm.base import ChatMessage
 from summarize.numbers import normalize_numbers
 from summarize.types import Utterance
 
+EXAMPLE_WORD = {"nb": "Slik skrives det", "nn": "Slik skal det skrivast"}
 SPEAKER = {"lege": "Lege", "pasient": "Pasient", "pårørende": "Pårørende"}
 NONE_LINE = re.compile(r"^\s*(ingen|inga|ingenting)\s*\.?\s*$", re.I)
 # the generic kinds the examples use; every shipped template has these section ids
@@ -165,7 +166,9 @@ def build_messages(template: object, unit: Unit) -> list[ChatMessage]:
     so an engine with prefix caching computes it once."""
     lang = "nn" if getattr(template, "language", "nb") == "nn" else "nb"
     titles = _titles(template)
-    sections = "\n".join(f"- {s.title}: {s.instruction}" for s in template.sections)  # type: ignore[attr-defined]
+    sections = "\n".join(
+        f"- {s.title}: {s.instruction}" + (f" {EXAMPLE_WORD[lang]}: {s.example}" if getattr(s, "example", "") else "")
+        for s in template.sections)  # type: ignore[attr-defined]
     msgs = [ChatMessage("system", RULES[lang] + sections)]
     for question, speaker, text, lines in EXAMPLES[lang]:
         answer = "\n".join(f"{_kind_title(k, titles)}: {s}" for k, s in lines) or "Ingen."

@@ -18,7 +18,7 @@ all dropped keeps the model's sentences.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -405,24 +405,32 @@ def render_allergy(a: Allergy, lang: str = "nb") -> str:
     return f"Allergi mot {a.substance.strip().lower()}{reaction}."  # the same in nynorsk
 
 
-def rendered_lines(records: Records, speaker: str | None, ids: Sequence[str], lang: str = "nb") -> list[tuple[str, str]]:
+def rendered_lines(records: Records, speaker: str | None, ids: Sequence[str], lang: str = "nb",
+                   routes: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """(section id, sentence) for the records: medicines under *legemidler*, measurements
     under *funn* (the patient's own measurements under *anamnese*, "hjemmemålt"), allergies
-    under *legemidler* or *anamnese* — each in the first of those the template has."""
-    def pick(*wanted: str) -> str:
+    under *legemidler* or *anamnese* — each in the first of those the template has, unless
+    the template routes the kind (a section's ``records:``; ``routes``: kind → section id)."""
+    routes = routes or {}
+
+    def pick(kind: str, *wanted: str) -> str:
+        if routes.get(kind) in ids:
+            return routes[kind]
         return next((w for w in wanted if w in ids), ids[0])
 
     patient = speaker in ("pasient", "pårørende")
     out: list[tuple[str, str]] = []
     for m in records.medications:
-        out.append((pick("legemidler", "plan", "anamnese"), render_medication(m, lang)))
+        out.append((pick("medications", "legemidler", "plan", "anamnese"), render_medication(m, lang)))
     if records.vitals:
         text = render_vitals(records.vitals)
         if patient:  # what the patient reports having measured: history, not findings
             text = "Oppgir " + (text if text[:2].isupper() else text[:1].lower() + text[1:])
-        out.append((pick("anamnese", "funn") if patient else pick("funn", "anamnese"), text))
+            out.append((pick("", "anamnese", "funn"), text))
+        else:
+            out.append((pick("measurements", "funn", "anamnese"), text))
     for a in records.allergies:
-        out.append((pick("legemidler", "anamnese"), render_allergy(a, lang)))
+        out.append((pick("allergies", "legemidler", "anamnese"), render_allergy(a, lang)))
     return out
 
 

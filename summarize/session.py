@@ -22,7 +22,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from asr.types import Segment
-from summarize.types import Flag, FilteredTranscript, NoteDraft, NoteSection, Sentence, Utterance
+from summarize.types import FilteredTranscript, Flag, NoteDraft, NoteSection, Sentence, Utterance
 
 logger = logging.getLogger(__name__)
 

@@ -386,10 +386,24 @@ def _phrase_hits(tokens: list[str], lexicon: Lexicon, used: list[bool]) -> list[
             if tokens[i : i + n - 1] == list(words[:-1]) and _last_word_matches(
                 tokens[i + n - 1], words[-1]
             ):
+                if not _greeting_in_place(term, i, n, len(tokens)):
+                    continue  # "da han kom inn" in a story is no "Kom inn!"
                 hits.append(Hit.of(term, " ".join(tokens[i : i + n])))
                 for k in range(i, i + n):
                     used[k] = True
     return hits
+
+
+_GREETING_SPAN = 6  # a greeting opens a turn, a farewell ends it: within this many words
+
+
+def _greeting_in_place(term: Term, start: int, n: int, total: int) -> bool:
+    """A greeting phrase counts at the start of a turn, a farewell phrase at its end."""
+    if term.greeting == "hilsen":
+        return start < _GREETING_SPAN
+    if term.greeting == "avskjed":
+        return total - (start + n) < _GREETING_SPAN or start < _GREETING_SPAN
+    return True
 
 
 def _last_word_matches(token: str, stem: str) -> bool:
@@ -601,7 +615,7 @@ class SmallTalkFilter:
     ) -> bool:
         """The reply to a clinical question is history even when it talks about the dog
         or the holiday ("Hva får deg ut av senga?" - "Det er vel hunden.")."""
-        if i == 0 or not done[-1].keep or not cues[i - 1].question:
+        if i == 0 or not done[-1].keep or not cues[i - 1].question or _laughs(cues[i]):
             return False
         a, b = utts[i - 1].speaker, utts[i].speaker
         return a is None or b is None or a != b
@@ -612,6 +626,7 @@ class SmallTalkFilter:
         talk, is most likely about activity ("Og fotballen?" after the knee plan)."""
         return (
             cues[i].question
+            and not _laughs(cues[i])
             and 0 < i < len(cues) - 1
             and cues[i - 1].own == "clinical"
             and cues[i + 1].own != "social"
@@ -658,6 +673,11 @@ class SmallTalkFilter:
         if answer is None:
             logger.info("small-talk LLM check: answer was not ja/nei; segment kept")
         return answer
+
+
+def _laughs(c: Cues) -> bool:
+    """Laughter ("haha", "hihi") marks a turn as banter: no answer to a clinical question."""
+    return any(h.category == "latter" for h in c.social)
 
 
 def _asr_unsure(u: Utterance, threshold: float) -> bool:

@@ -50,7 +50,7 @@ from typing import Any, Literal
 import jinja2
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from summarize.errors import TemplateError
 from summarize.types import NoteDraft, NoteSection, Sentence
@@ -124,6 +124,23 @@ class SectionMeta(BaseModel):
     required: bool = False
     style: Literal["paragraph", "lines"] = "paragraph"
     vocabulary: list[str] = Field(default_factory=list)
+    # the section's output, shown to the model: one or two sentences as they should read
+    example: str = Field(default="", max_length=300)
+    # structured records rendered here (one line each): medications, measurements, allergies
+    records: list[Literal["medications", "measurements", "allergies"]] = Field(default_factory=list)
+
+    @field_validator("example")
+    @classmethod
+    def _example(cls, v: str) -> str:
+        v = " ".join(v.split())
+        bad = _SPOKEN.search(v)
+        if bad or v.rstrip().endswith("?"):
+            what = f"{bad.group(0)!r}" if bad else "a question"
+            raise ValueError(
+                f"example has {what}: write it as the note should read (journal style, about the "
+                "patient: 'Har hatt hoste i 1 uke.', 'Henvist til MR.'), not as spoken"
+            )
+        return v
 
     @field_validator("id")
     @classmethod
@@ -149,6 +166,9 @@ class SectionMeta(BaseModel):
     @classmethod
     def _vocab(cls, v: list[str]) -> list[str]:
         return _clean_words(v)
+
+
+_SPOKEN = re.compile(r"\b(?:jeg|eg|meg|du|deg|vi|oss|min|mitt|mine|din|ditt|dine|vår|vårt|våre)\b", re.I)
 
 
 class ChangeMeta(BaseModel):
@@ -191,6 +211,17 @@ class TemplateMeta(BaseModel):
     vocabulary: list[str] = Field(default_factory=list)
     sections: list[SectionMeta] = Field(min_length=1)
     changes: list[ChangeMeta] = Field(default_factory=list)  # change log, oldest first
+
+    @model_validator(mode="after")
+    def _records_once(self) -> TemplateMeta:
+        seen: dict[str, str] = {}
+        for sec in self.sections:
+            for kind in sec.records:
+                if kind in seen:
+                    raise ValueError(f"records {kind!r} are declared in two sections ({seen[kind]} and {sec.id}); "
+                                     "each kind of record goes to one section")
+                seen[kind] = sec.id
+        return self
 
     @field_validator("id")
     @classmethod
@@ -244,6 +275,8 @@ class TemplateSection:
     style: str = "paragraph"  # "paragraph": one paragraph; "lines": one sentence per line
     vocabulary: tuple[str, ...] = ()
     line: int = field(default=0, compare=False, repr=False)  # where it is declared
+    example: str = ""  # how the section should read (shown to the model)
+    records: tuple[str, ...] = ()  # structured records rendered here: medications, measurements, allergies
 
 
 @dataclass(frozen=True, eq=False)
@@ -746,6 +779,8 @@ def _template_from_meta(
             s.style,
             tuple(s.vocabulary),
             _yaml_line(node, ("sections", i)),
+            s.example,
+            tuple(s.records),
         )
         for i, s in enumerate(meta.sections)
     )

