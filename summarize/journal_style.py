@@ -26,9 +26,13 @@ from __future__ import annotations
 
 import re
 
+_PRONOUN = r"(?:jeg|eg|vi|me|du|dere|de)"
+# fillers always; "da/så/nå/men/og" only before a comma or a pronoun ("Da tar vi", "Men jeg"),
+# not where they carry meaning ("Så langt ingen bivirkninger", "Nå smertefri")
 _OPENERS = re.compile(
-    r"^(?:(?:ja|jo|nei|altså|vel|ok|okei|okay|eh|ehm|hm+|øh|ja vel|javel|greit|fint|bra|supert|flott|"
-    r"da|så|nå|men|og|sånn|nettopp|akkurat|skjønner|forstår)\b[\s,.!…–-]*)+", re.I)
+    r"^(?:(?:(?:ja|jo|nei|altså|vel|ok|okei|okay|eh|ehm|hm+|øh|ja vel|javel|greit|fint|bra|supert|flott|"
+    r"sånn|nettopp|akkurat|skjønner|forstår)\b|(?:da|så|nå|men|og)\b(?=\s*,|\s+" + _PRONOUN + r"\b|\s+\S+\s+"
+    + _PRONOUN + r"\b))[\s,.!…–-]*)+", re.I)
 _FILLERS = re.compile(r"(?:,\s*)?\b(?:eh|ehm|øh|hm+|he(?:he)+|ha(?:ha)+|uff|liksom|på en måte|"
                       r"for å si det sånn|du vet|vet du|skjønner du|ikke sant)\b(?:\s*\.{3})?|\baltså\b,?\s*", re.I)
 _QUESTION = re.compile(r"\?\s*$")

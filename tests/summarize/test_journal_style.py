@@ -37,6 +37,14 @@ CASES = [
     ("lege", "Jeg henviser deg til fysioterapeut.", "Henviser pasienten til fysioterapeut."),
     ("lege", "Du har fått en ankelforstuing, men det er ikke brudd.",
      "Har fått en ankelforstuing, men det er ikke brudd."),
+    ("lege", "Så langt ingen bivirkninger.", "Så langt ingen bivirkninger."),  # "så" carries meaning here
+    ("lege", "Hvis du får omgangssyke, tar du pause med tablettene.",
+     "Hvis pasienten får omgangssyke, tar pasienten pause med tablettene."),
+    ("lege", "Ring oss eller legevakten hvis det blir verre.", "Ring behandler eller legevakten hvis det blir verre."),
+    ("lege", "Ingen fotball før vi har sett MR-bildene.", "Ingen fotball før man har sett MR-bildene."),
+    ("lege", "Du fikk 24 av 30 poeng.", "Fikk 24/30."),
+    ("pårørende", "Mamma har glemt to avtaler, og vi ble bekymret.",
+     "Pasienten har glemt to avtaler, og pårørende ble bekymret."),
 ]
 
 
