@@ -171,3 +171,19 @@ def test_social_clauses_go_but_when_it_started_stays() -> None:
     text = " ".join(u.text for u in clean_mixed(st.filter(utts), st))
     assert "for tre uker siden" in text and "vridde jeg høyre kne" in text
     assert "kamp" not in text and "tredjeplass" not in text
+
+
+def test_every_restored_mixed_segment_is_kept_whole() -> None:
+    """Regression: a local list shadowed the restored ids, so only the first mixed segment
+    of a consultation was kept whole after the clinician restored it."""
+    from summarize.note import clean_mixed
+    from summarize.smalltalk import SmallTalkFilter
+
+    st = SmallTalkFilter()
+    utts = [Utterance(0, "Kneet er hovent. Vi vant kampen på lørdag.", speaker="pasient"),
+            Utterance(1, "Jeg har vondt i ryggen. Hytta var nydelig i helga.", speaker="pasient")]
+    filtered = st.filter(utts)
+    default = [u.text for u in clean_mixed(filtered, st)]
+    assert default == ["Kneet er hovent.", "Jeg har vondt i ryggen."]
+    restored = [u.text for u in clean_mixed(filtered, st, keep={1})]
+    assert restored == ["Kneet er hovent.", utts[1].text]
