@@ -43,6 +43,9 @@ CASES = [
     ("lege", "Ring oss eller legevakten hvis det blir verre.", "Ring behandler eller legevakten hvis det blir verre."),
     ("lege", "Ingen fotball før vi har sett MR-bildene.", "Ingen fotball før man har sett MR-bildene."),
     ("lege", "Du fikk 24 av 30 poeng.", "Fikk 24/30."),
+    ("lege", "Og blodprøvene fra forrige uke var fine.", "Blodprøvene fra forrige uke var fine."),
+    ("lege", "Prøv å kutte ned på saltet.", "Anbefalt å kutte ned på saltet."),
+    ("pasient", "Det er omtrent som hjemme, da.", "Det er omtrent som hjemme."),
     ("pårørende", "Mamma har glemt to avtaler, og vi ble bekymret.",
      "Pasienten har glemt to avtaler, og pårørende ble bekymret."),
 ]
