@@ -178,23 +178,25 @@ def test_unknown_language(env, clip_wav: Path) -> None:
 def test_ctrl_c_ends_cleanly_and_flushes(env: dict[str, str], king_audio: np.ndarray, tmp_path: Path) -> None:
     import signal
 
-    # 180 s, so that the first committed segment comes long before the end even when the
-    # first model load of a fresh clone is slow (with 16 s and with 60 s it once came after
-    # the clip had ended in CI); Ctrl-C ends the run seconds after that segment
+    # 60 s, so that the first committed segment comes long before the end on a loaded machine.
+    # The child gets the default SIGINT action: a test run started in the background (nohup,
+    # "&" in a script) passes SIGINT *ignored* to its children, and the CLI rightly keeps
+    # ignoring it there, as a background job should (that, not timing, failed twice).
     long_wav = tmp_path / "long.wav"
-    sf.write(long_wav, np.tile(king_audio[: SAMPLE_RATE * 20], 9), SAMPLE_RATE, subtype="PCM_16")
+    sf.write(long_wav, np.tile(king_audio[: SAMPLE_RATE * 20], 3), SAMPLE_RATE, subtype="PCM_16")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "transcribe", str(long_wav), "--realtime", "--json"],
         env=env, cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # wait for the first committed segment (no sleeps)
     assert json.loads(first)["type"] == "segment"
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=240)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     rows = [json.loads(line) for line in out.splitlines()]
     summary = rows[-1]
     assert summary["type"] == "summary" and summary.get("interrupted") is True
-    assert summary["audio_s"] < 179.5  # stopped before the end of the 180 s clip
+    assert summary["audio_s"] < 59.5  # stopped before the end of the 60 s clip
