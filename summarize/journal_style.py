@@ -34,7 +34,7 @@ _OPENERS = re.compile(
     r"sånn|nettopp|akkurat|skjønner|forstår|og|men|og så|men så)\b|(?:da|så|nå)\b(?=\s*,|\s+" + _PRONOUN
     + r"\b|\s+\S+\s+" + _PRONOUN + r"\b))[\s,.!…–-]*)+", re.I)
 _TRAILING = re.compile(r"(?:,\s*|\s+)(?:da|altså|vel|liksom|jo|sant|ikke sant)\s*(?=[.!…]*$)", re.I)
-_ADVICE = re.compile(r"^(?:prøv|forsøk|husk) (?:å|og) ", re.I)
+_ADVICE = re.compile(r"^(?:prøv|forsøk) (?:å|og) ", re.I)
 _FILLERS = re.compile(r"(?:,\s*)?\b(?:eh|ehm|øh|hm+|he(?:he)+|ha(?:ha)+|uff|liksom|på en måte|"
                       r"for å si det sånn|du vet|vet du|skjønner du|ikke sant)\b(?:\s*\.{3})?|\baltså\b,?\s*", re.I)
 _QUESTION = re.compile(r"\?\s*$")
@@ -92,7 +92,7 @@ def journal_sentence(sentence: str, speaker: str | None) -> str | None:
     if _SEE_YOU.match(s):
         s = _SEE_YOU.sub("Kontroll", s)
     told = bool(_REMEMBER.match(s) or (speaker != "pasient" and _MUST.match(s)))
-    s = _REMEMBER.sub("Skal", s) if not _ADVICE.match(s) or s.lower().startswith("husk") else _ADVICE.sub("Anbefalt å ", s)
+    s = _ADVICE.sub("Anbefalt å ", _REMEMBER.sub("Skal", s))
     s = _MUST.sub(lambda m: m.group(1), s) if speaker != "pasient" else s
     s = re.sub(r"\b(må|skal|bør) (?:huske|hugse) (?:å|og) ", r"\1 ", s, flags=re.I)
     if speaker == "pårørende":  # "mora mi", "mamma": the relative names the patient

@@ -14,6 +14,7 @@ from typing import Any
 
 from summarize.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
 from summarize.llm.base import LlmEngine
+from summarize.retractions import resolve_utterances
 from summarize.types import Dropped, FilteredTranscript, Flag, NoteDraft, Utterance
 
 logger = logging.getLogger(__name__)
@@ -65,15 +66,6 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[i
         text = " ".join(kept_parts) or u.text
         out.append(Utterance(u.id, text, u.start, u.end, u.speaker, u.words))
     return out
-
-
-def for_drafting(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[int] = ()) -> list[Utterance]:
-    """What the drafter sees: :func:`clean_mixed`, with spoken self-corrections resolved
-    ("50 … nei, 25 mg" → "25 mg", :mod:`summarize.retractions`). The verifier checks the
-    draft against the unresolved text, where it finds the retracted values."""
-    from summarize.retractions import resolve_utterances
-
-    return resolve_utterances(clean_mixed(filtered, smalltalk, keep))
 
 
 _ONSET = re.compile(r"\bfor\s+(?:\S+\s+){1,3}?(?:dag|dager|døgn|uke|uker|veke|veker|måned|måneder|månad|"
@@ -137,7 +129,9 @@ def make_note(
     filtered = smalltalk.filter(list(utterances))
     clean = clean_mixed(filtered, smalltalk)
     drafter = NoteDrafter(template, engine, options or DraftOptions(), on_progress=on_progress)
-    draft = drafter.draft(for_drafting(filtered, smalltalk), dropped=len(filtered.dropped))
+    # the drafter sees spoken self-corrections resolved ("50 … nei, 25 mg" → "25 mg"); the
+    # verifier checks against the unresolved text, where it finds the retracted values
+    draft = drafter.draft(resolve_utterances(clean), dropped=len(filtered.dropped))
     _verify(draft, clean, utterances, verifier)
     timing: dict[str, Any] = {
         "draft_s": round(time.perf_counter() - t0, 3),
@@ -190,7 +184,7 @@ class IncrementalNote:
 
     def update(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> None:
         filtered = self._filter(utterances, restored)
-        self.incremental.update(for_drafting(filtered, self.smalltalk, restored))
+        self.incremental.update(resolve_utterances(clean_mixed(filtered, self.smalltalk, restored)))
 
     def finish(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteResult:
         """The draft after Stop; may be called again after the clinician changed the
@@ -198,7 +192,7 @@ class IncrementalNote:
         t0 = time.perf_counter()
         filtered = self._filter(utterances, restored)
         clean = clean_mixed(filtered, self.smalltalk, restored)
-        draft = self.incremental.finish(for_drafting(filtered, self.smalltalk, restored), dropped=len(filtered.dropped))
+        draft = self.incremental.finish(resolve_utterances(clean), dropped=len(filtered.dropped))
         _verify(draft, clean, utterances, self.verifier)
         return NoteResult(
             draft,
@@ -215,7 +209,7 @@ class IncrementalNote:
     def preview(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteDraft | None:
         """The draft so far while recording (only lines already drafted; no model call)."""
         filtered = self._filter(utterances, restored)
-        return self.incremental.preview(for_drafting(filtered, self.smalltalk, restored))
+        return self.incremental.preview(resolve_utterances(clean_mixed(filtered, self.smalltalk, restored)))
 
     def close(self) -> None:
         """The session ended (approved or discarded): nothing it drafted stays in memory."""
