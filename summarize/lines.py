@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from summarize.journal_style import journal_sentence
 from summarize.llm.base import ChatMessage
@@ -295,8 +297,9 @@ def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3, cover: str =
     ``min_words`` content words (the patient's two: "Det føles ustabilt"; one if it
     denies something: "Jeg har aldri røykt"); questions, short replies ("Ja, helt
     håpløst.") and the clinician narrating the examination ("La meg undersøke kneet.")
-    do not count. Fillers are removed. ``cover``: more words that count as said in the
-    note (the parts of a structured record, as spoken)."""
+    do not count, nor a sentence without clinical content (:func:`clinical_content`).
+    Fillers are removed. ``cover``: more words that count as said in the note (the
+    parts of a structured record, as spoken)."""
     from summarize.drafter import _SENTENCE_SPLIT
     from summarize.verify import find_drugs
 
@@ -317,8 +320,29 @@ def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3, cover: str =
         lost_drug = [d for d in find_drugs(sentence, fuzzy=False) if not any(d in n for n in named)]
         if (len(new) * 2 > len(words) or len(new) >= 2 or lost_drug
                 or (negation and set(new) & negated_words(sentence))):
+            if not (lost_drug or clinical_content(sentence)):
+                continue  # "Hun er 11 år, hunden." is left out; the clinician sees it in the transcript
             out.append(sentence)
     return out
+
+
+def clinical_content(sentence: str) -> bool:
+    """The sentence has a clinical cue of the small-talk lexicon (a symptom, a body part,
+    an examination, a drug; a weak cue only without a social one) or a number: worth keeping as said when
+    the model left it out. Chatter around the facts ("Hun går like sakte som meg nå.")
+    is not."""
+    from summarize.smalltalk import analyse
+
+    cues = analyse(sentence, _lexicon())
+    return (cues.strong_clinical or (cues.weak_clinical and not cues.social)
+            or bool(re.search(r"[0-9]", normalize_numbers(sentence))))
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> Any:
+    from summarize.smalltalk import load_lexicon
+
+    return load_lexicon()
 
 
 _DOSE_UNITS = frozenset({"mg", "g", "µg", "mcg", "mikrogram", "ml", "ie", "mmol", "tablett", "tabletter", "dråper"})

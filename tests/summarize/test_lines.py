@@ -279,3 +279,16 @@ def test_a_drug_named_only_by_its_group_brings_the_sentence_with_the_substance()
         ("legemidler", "Får penicillin, fenoksymetylpenicillin, 1,3 g 4 ganger om dagen i 5 dager.")]
     named = [("legemidler", "Fenoksymetylpenicillin 1,3 g 4 ganger daglig i 5 dager.")]
     assert lines.backstop(tpl, doc, named) == named
+
+
+def test_the_backstop_keeps_clinical_sentences_not_the_chatter_around_them() -> None:
+    """Sentences written for this test (not from any consultation): what the model left
+    out is kept as said only when it has a clinical cue or a number."""
+    tpl = note_template()
+    unit = lines.Unit(Utterance(30, "Jeg har hatt vondt i magen etter maten. Katten vår er blitt gammel og treg. "
+                                    "Naboen min kjørte meg hit i dag.", speaker="pasient"))
+    kept = [x for _, x in lines.backstop(tpl, unit, [])]
+    assert kept == ["Har hatt vondt i magen etter maten."]
+    assert lines.clinical_content("Hosten er verst om natta.")
+    assert lines.clinical_content("Det var for tre uker siden.")  # a number: when it started
+    assert not lines.clinical_content("Barnebarna kommer på besøk i helga.")
