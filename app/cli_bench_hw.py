@@ -61,7 +61,7 @@ def add_hardware_parser(bsub: Any) -> None:
 def add_models_parser(bsub: Any) -> None:
     m = bsub.add_parser("models", help="note quality of candidate models on your own consultations")
     m.add_argument("--dataset", type=Path, required=True, metavar="DIR",
-                   help="folder of consultations (*.yaml in the shared format, optional *.flac + *.turns.json)")
+                   help="folder of consultations (*.yaml in the shared format, optional audio <id>.flac/.opus/.wav/.mp3 + *.turns.json)")
     m.add_argument("--llm", action="append", default=[], metavar="NAME|DIR",
                    help="LLM to compare (repeatable; default: llm.model from the settings)")
     m.add_argument("--asr-model", action="append", default=[], metavar="DIR",
@@ -347,6 +347,7 @@ def check_dataset(folder: Path) -> list[dict[str, Any]]:
 
     import yaml
 
+    from benchmarks.note_quality import consultation_audio
     from summarize.templates import load_template
 
     if not folder.exists():
@@ -404,7 +405,7 @@ def check_dataset(folder: Path) -> list[dict[str, Any]]:
                 raise ConfigError(f"{times.name} is malformed: expected one {{start, end}} per turn "
                                   f"({len(turns)} turns)")
         out.append({"path": f, "id": data.get("id", f.stem),
-                    "audio": has_times and f.with_suffix(".flac").is_file()})
+                    "audio": has_times and consultation_audio(f) is not None})
     return out
 
 
@@ -432,7 +433,7 @@ def run_models(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
             _, model_id = resolve_whisper_model(spec, progress_factory=progress)
             asrs.append((spec, model_id))
     elif not args.no_audio:
-        print("note: no consultation has audio (*.flac with *.turns.json): drafting from the text only",
+        print("note: no consultation has audio (<id>.flac/.opus/.wav/.mp3 with *.turns.json): drafting from the text only",
               file=sys.stderr)
     llms: list[tuple[str | None, str]] = []
     for spec in args.llm or [settings.llm.model]:

@@ -45,9 +45,22 @@ TARGETS = {"smalltalk_f1_min": 0.9, "fact_recall_min": 0.8, "leakage_max": 0, "s
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
+AUDIO_SUFFIXES = (".flac", ".opus", ".ogg", ".wav", ".mp3")
+
+
 def default_consultations() -> Path:
-    """The shared labelled consultations beside the repository."""
-    return Path(__file__).resolve().parents[2] / "shared/data/consultations"
+    """The labelled consultations: the shared set beside the repository
+    (``../shared/data/consultations``, FLAC audio) when it is there, else the same six in
+    the repository (``tests/data/consultations``)."""
+    root = Path(__file__).resolve().parents[1]
+    shared = root.parent / "shared" / "data" / "consultations"
+    return shared if any(shared.glob("*.yaml")) else root / "tests" / "data" / "consultations"
+
+
+def consultation_audio(path: Path) -> Path | None:
+    """The synthesized audio of the consultation ``path`` (``<id>.yaml``), in the first
+    format found (FLAC in both sets; a user's folder may hold others), or None."""
+    return next((a for a in (path.with_suffix(x) for x in AUDIO_SUFFIXES) if a.is_file()), None)
 
 
 def rouge_l(reference: str, candidate: str) -> float:
@@ -96,7 +109,7 @@ def load_case(path: Path) -> dict[str, Any]:
         "facts": data.get("facts", []),
         "markers": data.get("smalltalk_markers", []),
         "reference": data.get("reference_note", ""),
-        "audio": path.with_suffix(".flac"),
+        "audio": consultation_audio(path),
     }
 
 
@@ -305,7 +318,7 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
         row: dict[str, Any] = {"id": case["id"], "template": template.id,
                                "smalltalk": prf(case["labels"], drops)}
         row["oracle"] = note_metrics(case, make_note(case["utterances"], template, engine), template)
-        if asr is not None and (not audio_only or case["id"] in audio_only):
+        if asr is not None and case["audio"] is not None and (not audio_only or case["id"] in audio_only):
             utts, asr_s = audio_utterances(case, asr)
             fa = st.filter(utts)
             adrops = audio_turn_drops(case, utts, {d.id for d in fa.dropped})
@@ -403,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-only", nargs="+", metavar="ID", help="the audio path only for these consultations")
     p.add_argument("--json", type=Path, help="where to write the JSON record (default benchmarks/results/)")
     args = p.parse_args(argv)
+    print(f"consultations: {args.folder}" + ("" if "shared" in args.folder.parts else
+          " (../shared/data/consultations is not here: the repository's copy of the same six)"), file=sys.stderr)
     try:
         record = run(args.folder, args.llm, not args.no_audio, not args.no_engines, not args.no_incremental,
                      args.speed, args.only, args.audio_only, llm_engine=args.engine)

@@ -196,8 +196,11 @@ def shared_dir() -> Path:
 
 
 def default_clip() -> tuple[Path, Path | None] | None:
-    """The shared Norwegian speech recording (king.mp3, 85 s, with its text), if present."""
+    """The Norwegian speech recording (king.mp3, 85 s, with its text): the shared copy
+    when present, else the one shipped with the demo (``app/demo``)."""
     audio = shared_dir() / "data" / "speech" / "king.mp3"
+    if not audio.is_file():
+        audio = Path(__file__).resolve().parents[1] / "app" / "demo" / "king.mp3"
     if not audio.is_file():
         return None
     text = audio.with_suffix(".txt")

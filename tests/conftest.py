@@ -1,10 +1,10 @@
-"""Shared fixtures: paths to ../shared/data, synthetic audio helpers, fakes."""
+"""Shared fixtures: paths to the test data in the repository, synthetic audio helpers, fakes."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import ctranslate2  # noqa: F401, I001
 import numpy as np
 import pytest
 
@@ -13,17 +13,17 @@ import pytest
 # in a process already holding those crashed in CI (segfault inside dlopen, twice, at
 # different tests).
 import torch  # noqa: F401, I001
-import ctranslate2  # noqa: F401, I001
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SCRIBE_SHARED_DIR", ROOT.parent / "shared")).resolve()
-SPEECH = SHARED / "data" / "speech"
-CONSULTATIONS = SHARED / "data" / "consultations"
+# Everything the tests read is in the repository (origin and licence in the READMEs there):
+# real Norwegian speech shipped with the demo, and the six labelled consultations.
+SPEECH = ROOT / "app" / "demo"
+CONSULTATIONS = ROOT / "tests" / "data" / "consultations"
 
 
 def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"shared test data missing: {path} (set SCRIBE_SHARED_DIR)")
+    if not path.exists():  # a broken checkout, not a missing folder beside the repository
+        pytest.fail(f"test data missing from the repository: {path}")
     return path
 
 
@@ -68,13 +68,11 @@ def engine(model_cache: Path):
     return AsrEngine(AsrConfig(device="cpu"), cache_dir=model_cache)
 
 
-from tests.keyrings import memory_keyring  # noqa: E402, F401 (fixture for every test module)
-
-
 # -- a real FHIR server (sekmet-fhir) for the EPJ tests, started once per test run ---------
 from collections.abc import Iterator  # noqa: E402
 
 from tests.fhir_server import FaultProxy, FhirServer, sekmet_server  # noqa: E402
+from tests.keyrings import memory_keyring  # noqa: E402, F401 (fixture for every test module)
 
 CLIENT = {"client_id": "scribe-test", "client_secret": "s3cret-for-tests", "scopes": "system/*.*"}
 READ_ONLY = {"client_id": "scribe-readonly", "client_secret": "ro-secret-for-tests", "scopes": "system/*.read"}

@@ -15,10 +15,10 @@ from pytestqt.qtbot import QtBot
 
 from app.gui.template_editor import TemplateEditor
 from summarize.templates import BUILTIN_DIR, LANGUAGE_TEXT, load_template, validate_template
+from tests.conftest import CONSULTATIONS
 
 NAME = "allmennmedisin.md.j2"
 SHARED = ("_base.md.j2", "_macros.md.j2")
-CONSULTATIONS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "consultations"
 
 
 @pytest.fixture(autouse=True)
@@ -205,8 +205,6 @@ def test_file_changed_on_disk_is_not_overwritten(editor: TemplateEditor, folder:
 
 
 def test_preview_renders_a_shared_consultation(qtbot: QtBot, folder: Path) -> None:
-    if not (CONSULTATIONS / "allmenn-hypertensjon.yaml").is_file():
-        pytest.skip("shared consultations not available")
     w = TemplateEditor(folder, CONSULTATIONS)
     qtbot.addWidget(w)
     assert "allmenn-hypertensjon" in w.consultation_ids()

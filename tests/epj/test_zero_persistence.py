@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from summarize.fhir import decoded_text
+from tests.conftest import CONSULTATIONS
 from tests.fhir_server import FhirServer
 
 ROOT = Path(__file__).resolve().parents[2]
-CONSULTATIONS = ROOT.parent / "shared" / "data" / "consultations"
 SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4km"
 PATIENT = "24856012480"  # synthetic, used by no other test
 
@@ -67,8 +67,6 @@ def _files(dirs: dict[str, Path]) -> dict[Path, int]:
 @pytest.mark.integration
 def test_a_whole_session_leaves_nothing_but_config_and_audit(tmp_path: Path, fhir_server: FhirServer) -> None:
     audio = CONSULTATIONS / "allmenn-luftveisinfeksjon.flac"
-    if not audio.exists():
-        pytest.skip("shared consultations are not here")
     said = yaml.safe_load(audio.with_suffix(".yaml").read_text(encoding="utf-8"))
     env, dirs = _fresh(tmp_path)
     config = dirs["XDG_CONFIG_HOME"] / "ambient-scribe" / "config.toml"

@@ -282,7 +282,9 @@ def test_load_clip(tmp_path: Path) -> None:
 
 def test_default_clip_follows_the_shared_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCRIBE_SHARED_DIR", str(tmp_path))
-    assert mb.default_clip() is None
+    shipped = mb.default_clip()  # no shared folder: the demo's copy in the package
+    assert shipped is not None and shipped[0].parent.name == "demo" and shipped[0].is_file()
+    assert shipped[1] is not None and shipped[1].read_text(encoding="utf-8").startswith("Nordmenn er")
     speech = tmp_path / "data" / "speech"
     speech.mkdir(parents=True)
     (speech / "king.mp3").write_bytes(b"")
