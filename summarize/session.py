@@ -262,7 +262,7 @@ class Session:
             [NoteSection(s.id, s.title, [Sentence(self.section_texts.get(s.id, ""))]
                          if self.section_texts.get(s.id) else []) for s in self.draft.sections],
             [], self.draft.extractive, self.draft.language, self.draft.llm)
-        return str(self.template.render(edited))
+        return str(self.template.render(edited, {"approved": True}))
 
     def approve(self) -> ApprovedNote:
         """The clinician approves: the only way to an :class:`ApprovedNote`. The session

@@ -70,9 +70,14 @@ _warned: set[Path] = set()
 LANGUAGE_TEXT: dict[str, dict[str, str]] = {
     "nb": {
         "disclosure": (
-            "Notatet er utarbeidet med hjelp av KI-programvare (tale-til-tekst og tekstutkast) "
-            "og er gjennomgått og godkjent av behandlende lege."
+            "UTKAST laget med hjelp av KI-programvare (tale-til-tekst og tekstutkast), ikke godkjent: "
+            "behandlende lege kontrollerer, retter og godkjenner notatet."
         ),
+        "disclosure_approved": (
+            "Notatet er utarbeidet med hjelp av KI-programvare (tale-til-tekst og tekstutkast) "
+            "og er gjennomgått og godkjent av {by}."
+        ),
+        "approver": "behandlende lege",
         "extractive_notice": (
             "OBS: UTTREKK FRA TRANSKRIPSJONEN – teksten er ikke bearbeidet av språkmodell "
             "og må kontrolleres nøye."
@@ -81,9 +86,14 @@ LANGUAGE_TEXT: dict[str, dict[str, str]] = {
     },
     "nn": {
         "disclosure": (
-            "Notatet er utarbeidd med hjelp av KI-programvare (tale-til-tekst og tekstutkast) "
-            "og er gjennomgått og godkjent av behandlande lege."
+            "UTKAST laga med hjelp av KI-programvare (tale-til-tekst og tekstutkast), ikkje godkjent: "
+            "behandlande lege kontrollerer, rettar og godkjenner notatet."
         ),
+        "disclosure_approved": (
+            "Notatet er utarbeidd med hjelp av KI-programvare (tale-til-tekst og tekstutkast) "
+            "og er gjennomgått og godkjent av {by}."
+        ),
+        "approver": "behandlande lege",
         "extractive_notice": (
             "OBS: UTTREKK FRÅ TRANSKRIPSJONEN – teksten er ikkje bearbeidd av språkmodell "
             "og må kontrollerast nøye."
@@ -347,7 +357,13 @@ class NoteTemplate:
         m.update(meta or {})
         m["extractive"] = bool(draft.extractive or m.get("extractive"))
         m["language"] = self.language
-        m.update(LANGUAGE_TEXT[self.language])  # fixed wording: not overridable
+        approved, by = bool(m.get("approved")), str(m.get("approved_by") or "").strip()
+        text = LANGUAGE_TEXT[self.language]
+        m.update({k: v for k, v in text.items() if k not in ("disclosure_approved", "approver")})  # fixed wording
+        # a draft says it is a draft; only the note the clinician approved says it was approved
+        m["approved"] = approved
+        if approved:
+            m["disclosure"] = text["disclosure_approved"].format(by=by or text["approver"])
         info = {
             "id": self.id,
             "version": self.version,

@@ -203,7 +203,7 @@ def note_template(language: str = "nb") -> Any:
     return SimpleNamespace(
         id="test", version="1.0.0", title="Testnotat", language=language, vocabulary=(),
         sections=[SimpleNamespace(id=i, title=t, instruction=f"Det som hører til {t.lower()}.") for i, t in sec],
-        render=lambda draft: draft.text,
+        render=lambda draft, meta=None: draft.text,
     )
 
 

@@ -525,3 +525,32 @@ def test_records_go_to_the_section_the_template_routes_them_to() -> None:
     routed = rendered_lines(found, "lege", ids, routes={"medications": "plan", "measurements": "vurdering"})
     assert [sid for sid, _ in routed] == ["plan", "vurdering"]
     assert [x for _, x in routed] == [x for _, x in default]
+
+
+def test_a_draft_says_it_is_a_draft_and_only_the_approved_note_says_approved() -> None:
+    """#17 item 3: the rendered draft must not claim an approval that has not happened."""
+    from summarize.session import Session
+
+    t = load_template("allmennmedisin")
+    draft = t.render(synthetic_draft(t))
+    assert NB["disclosure"] in draft and "UTKAST" in draft and "ikke godkjent" in draft
+    assert "godkjent av" not in draft
+    approved = t.render(synthetic_draft(t), {"approved": True})
+    assert "gjennomgått og godkjent av behandlende lege." in approved and NB["disclosure"] not in approved
+    named = t.render(synthetic_draft(t), {"approved": True, "approved_by": "lege Kari Nordmann"})
+    assert "godkjent av lege Kari Nordmann." in named
+    # a template cannot claim approval by overriding the fixed wording
+    forged = t.render(synthetic_draft(t), {"disclosure": "Godkjent."})
+    assert NB["disclosure"] in forged
+    nn = load_template("allmennmedisin-nn")
+    assert "ikkje godkjent" in nn.render(synthetic_draft(nn))
+    assert "godkjent av behandlande lege." in nn.render(synthetic_draft(nn), {"approved": True})
+    # the session's approved note carries the approved line
+    s = Session(t)
+    s.start()
+    s.stop()
+    s.set_draft(synthetic_draft(t), None)
+    for i in range(len(s.flags)):
+        s.resolve_flag(i, "accepted")
+    note = s.approve()
+    assert "gjennomgått og godkjent av behandlende lege." in note.text and "UTKAST" not in note.text
