@@ -88,6 +88,11 @@ class LlmConfig(BaseModel):
         description="openai engine: verify the server's TLS certificate (true, default), "
         "a path to the hospital's CA bundle (PEM file or directory), or false (tests only).",
     )
+    allow_http: bool = Field(
+        default=False,
+        description="openai engine: allow plain http to a server that is not on this machine "
+        "(a lab set-up only: the transcript and the API key would cross the network unencrypted).",
+    )
     max_context: int | None = Field(
         default=None,
         gt=0,

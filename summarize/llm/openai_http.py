@@ -98,11 +98,16 @@ class OpenAICompatibleEngine:
         verify_tls: bool | str = True,
         max_context: int | None = None,
         temperature: float = 0.0,
+        allow_http: bool = False,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise LlmError(f"llm.base_url {base_url!r} is not an http(s) URL: use e.g. "
                            "https://llm.sykehus.local/v1")
+        if parts.scheme == "http" and not _is_local(parts.hostname or "") and not allow_http:
+            # the transcript and the Bearer key would cross the network in clear text
+            raise LlmError(f"llm.base_url {base_url!r} is plain http to another machine: use https "
+                           "(or set llm.allow_http for a lab set-up)")
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/chat/completions"
         self.api_model = api_model
@@ -380,4 +385,5 @@ def create_openai(config: LlmConfig) -> OpenAICompatibleEngine:
         verify_tls=config.verify_tls,
         max_context=config.max_context,
         temperature=config.temperature,
+        allow_http=config.allow_http,
     )

@@ -653,3 +653,19 @@ def test_openmp_threads_sleep_while_waiting() -> None:
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_plain_http_to_another_machine_is_refused_unless_allowed(caplog: pytest.LogCaptureFixture) -> None:
+    """#17 item 8: the transcript and the Bearer key must not cross the network in clear text."""
+    from summarize.llm.openai_http import OpenAICompatibleEngine
+
+    for url in ("http://10.1.2.3:8000/v1", "http://llm.sykehus.local/v1"):
+        with pytest.raises(LlmError, match="plain http to another machine") as err:
+            registry.create_engine(LlmConfig(engine="openai", base_url=url))
+        assert "llm.allow_http" in str(err.value) and "\n" not in str(err.value)
+    # this machine, https, or IT's explicit lab setting: allowed (the lab one with a warning)
+    for url in ("http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "https://llm.sykehus.local/v1"):
+        OpenAICompatibleEngine(url).close()
+    with caplog.at_level(logging.WARNING):
+        registry.create_engine(LlmConfig(engine="openai", base_url="http://10.1.2.3:8000/v1", allow_http=True)).close()
+    assert "unencrypted" in caplog.text
