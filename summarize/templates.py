@@ -1056,20 +1056,31 @@ def check_template_text(
         return None, [TemplateProblem(str(path), 1, f"cannot validate: {type(exc).__name__}")]
 
 
+def _printable(s: str, limit: int = 80) -> str:
+    """``s`` cut to ``limit`` characters, control characters (newlines, terminal escapes) as \\xNN."""
+    out = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in s[:limit])
+    return out + ("…" if len(s) > limit else "")
+
+
 def _looks_like_path(s: str) -> bool:
     return s.endswith(".j2") or "/" in s or os.sep in s
 
 
 def load_template(id_or_path: str | Path, extra: Sequence[Path] | None = None) -> NoteTemplate:
-    """The template with this id (looked up in :func:`template_dirs`) or at this path,
-    validated. Raises :class:`TemplateError` (unknown id, naming the available ones, or
-    the first problem found)."""
+    """The template with this id (a ``str``, looked up in :func:`template_dirs`) or at this
+    path (a :class:`~pathlib.Path`), validated. A string is always an id: what a user types
+    after ``--template`` never reads a file ("../../etc/passwd" is an unknown id). Raises
+    :class:`TemplateError` (unknown id, naming the available ones, or the first problem found)."""
     try:
         key = str(id_or_path).strip()
-        if isinstance(id_or_path, Path) or _looks_like_path(key):
-            path = Path(key).expanduser()
+        if isinstance(id_or_path, Path):
+            path = id_or_path.expanduser()
             if not path.is_file():
                 raise TemplateError(f"template file not found: {path}")
+        elif not _TEMPLATE_ID.match(key):
+            hint = " (a template file is checked with 'scribe templates validate PATH')" if _looks_like_path(key) else ""
+            raise TemplateError(f"'{_printable(key)}' is not a template id: lower-case letters, digits and "
+                                f"'-', see 'scribe templates list'{hint}")
         else:
             available = available_templates(extra)
             if key not in available:

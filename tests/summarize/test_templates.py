@@ -221,7 +221,7 @@ def test_valid_custom_template_with_block_override(tmp_path: Path) -> None:
     )
     path = write(tmp_path, "lokal", body)
     assert validate_template(path) == []
-    t = load_template(str(path))
+    t = load_template(path)
     assert t.render(t.empty_draft(), {"date": "01.02.2025"}).startswith("Innkomstnotat 01.02.2025")
 
 
@@ -263,7 +263,7 @@ def test_sandbox_escape_is_unsafe_expression(tmp_path: Path, expr: str) -> None:
     p = one(validate_template(path))
     assert p.line == BODY_LINE + 2 and p.message.startswith("unsafe expression")
     with pytest.raises(TemplateError, match="unsafe expression"):
-        load_template(str(path))
+        load_template(path)
 
 
 def test_body_that_drops_a_required_section(tmp_path: Path) -> None:
@@ -350,11 +350,11 @@ def test_yaml_error_and_missing_front_matter(tmp_path: Path) -> None:
 def test_missing_file_and_shared_files(tmp_path: Path) -> None:
     assert "file not found" in one(validate_template(tmp_path / "nope.md.j2")).message
     with pytest.raises(TemplateError, match="template file not found"):
-        load_template(str(tmp_path / "nope.md.j2"))
+        load_template(tmp_path / "nope.md.j2")
     assert validate_template(BUILTIN_DIR / "_base.md.j2") == []
     assert validate_template(BUILTIN_DIR / "_macros.md.j2") == []
     with pytest.raises(TemplateError, match="shared layout"):
-        load_template(str(BUILTIN_DIR / "_base.md.j2"))
+        load_template(BUILTIN_DIR / "_base.md.j2")
 
 
 def test_render_errors_are_template_errors(tmp_path: Path) -> None:
@@ -363,7 +363,7 @@ def test_render_errors_are_template_errors(tmp_path: Path) -> None:
         '{% extends "_base.md.j2" %}\n{% block header %}\n'
         "{% if sections.anamnese.sentences|length > 3 %}{{ 1 / 0 }}{% endif %}\n{% endblock %}\n"
     )
-    t = load_template(str(write(tmp_path, "senere", body)))
+    t = load_template(write(tmp_path, "senere", body))
     draft = t.empty_draft()
     draft.sections[0].sentences = [Sentence(f"S{i}.") for i in range(5)]
     with pytest.raises(TemplateError, match=r"senere.md.j2:\d+: error while rendering: ZeroDiv"):
@@ -554,3 +554,22 @@ def test_a_draft_says_it_is_a_draft_and_only_the_approved_note_says_approved() -
         s.resolve_flag(i, "accepted")
     note = s.approve()
     assert "gjennomgått og godkjent av behandlende lege." in note.text and "UTKAST" not in note.text
+
+
+@pytest.mark.parametrize("typed", ["../../etc/passwd", "/etc/passwd", "allmennmedisin.md.j2", "Allmenn medisin",
+                                   "x\n\x1b[31mred"])
+def test_a_typed_template_is_an_id_never_a_file(typed: str) -> None:
+    """#17: what a user types after --template is looked up as an id; it never reads a file."""
+    with pytest.raises(TemplateError) as err:
+        load_template(typed)
+    msg = str(err.value)
+    assert "is not a template id" in msg and "\n" not in msg and "\x1b" not in msg
+    assert "root:" not in msg  # nothing of the file
+
+
+def test_the_note_cli_refuses_a_path_as_template(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+
+    assert main(["note", "--transcript", "/dev/null", "--template", "../../etc/passwd", "--no-llm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a template id" in err
