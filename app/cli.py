@@ -35,7 +35,9 @@ EXIT_INTERNAL = 70
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from app.argtypes import OneLineParser
+
+    parser = OneLineParser(
         prog="scribe",
         description="Local-only ambient scribe: live Norwegian transcription (drafts are for "
         "the clinician to check and approve).",

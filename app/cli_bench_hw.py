@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.argtypes import positive_float
 from app.cli_bench import add_report_args, check_report_paths
 from asr.errors import ConfigError, ScribeError
 
@@ -69,7 +70,7 @@ def add_models_parser(bsub: Any) -> None:
     m.add_argument("--no-audio", action="store_true", help="draft from the turns' text, do not transcribe")
     m.add_argument("--stop-to-draft", action="store_true",
                    help="also replay a 10-minute consultation into incremental drafting (takes 746 s / --speed)")
-    m.add_argument("--speed", type=float, default=1.0, help="replay speed of --stop-to-draft (default 1 = real time)")
+    m.add_argument("--speed", type=positive_float, default=1.0, help="replay speed of --stop-to-draft (default 1 = real time)")
     add_report_args(m)
 
 

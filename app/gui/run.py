@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from app.argtypes import positive_float
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,7 +20,7 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     a.add_argument("--template", metavar="ID", help="note template (default: from the settings)")
     a.add_argument("--screenshot", metavar="PNG", help="save the whole window as PNG once the draft is ready")
     a.add_argument("--quit-after-draft", action="store_true", help="exit 0 once the draft is ready")
-    a.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = real time)")
+    a.add_argument("--speed", type=positive_float, default=1.0, help="replay speed (1 = real time)")
     a.add_argument("--lang", choices=("nb", "en"), help="language of the window (default: settings)")
 
 
@@ -43,11 +45,10 @@ def _display_problem() -> str | None:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    from app.settings import is_superuser, load_settings
     from asr.errors import ConfigError
     from asr.sources import check_audio_path
     from summarize.templates import load_template
-
-    from app.settings import is_superuser, load_settings
 
     settings = load_settings()
     replay = getattr(args, "replay", None)
