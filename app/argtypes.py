@@ -13,7 +13,9 @@ class OneLineParser(argparse.ArgumentParser):
     prints the whole usage first). Sub-commands get the same class."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"scribe: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        from asr.errors import printable
+
+        print(f"scribe: error: {printable(' '.join(message.split()))} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(2)
 
 

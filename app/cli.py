@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from asr.errors import ConfigError, ScribeError
+from asr.errors import ConfigError, ScribeError, printable
 
 logger = logging.getLogger("scribe")
 
@@ -352,7 +352,7 @@ def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: li
     utterances = utterances_from_segments(result.transcript.segments)
     result.transcript.clear()
     if result.error is not None:
-        print(f"scribe: warning: {result.error} (drafting from what was transcribed)", file=sys.stderr)
+        print(f"scribe: warning: {printable(str(result.error))} (drafting from what was transcribed)", file=sys.stderr)
     return utterances, time.perf_counter() - t0, engine, source.duration
 
 
@@ -536,7 +536,7 @@ def run_guarded(fn: Callable[[argparse.Namespace], int], args: argparse.Namespac
     try:
         return fn(args)
     except ScribeError as exc:
-        print(f"scribe: error: {exc}", file=sys.stderr)
+        print(f"scribe: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("scribe: interrupted", file=sys.stderr)

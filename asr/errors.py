@@ -9,13 +9,21 @@ traceback for these.
 from __future__ import annotations
 
 
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` safe to print on one terminal line: control characters (newlines, terminal
+    escape sequences in a file name) as ``\\xNN``; cut to ``limit`` characters."""
+    cut = text if limit is None or len(text) <= limit else text[:limit] + "…"
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
+
+
 class ScribeError(Exception):
-    """Base class of errors with a one-line, user-facing message."""
+    """Base class of errors with a one-line, user-facing message (runs of whitespace
+    become one space; other control characters, e.g. from a file name, are escaped)."""
 
     exit_code = 1
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
+        super().__init__(printable(" ".join(message.split())))
 
 
 class AudioInputError(ScribeError):

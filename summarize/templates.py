@@ -52,6 +52,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from asr.errors import printable
 from summarize.errors import TemplateError
 from summarize.types import NoteDraft, NoteSection, Sentence
 
@@ -1056,12 +1057,6 @@ def check_template_text(
         return None, [TemplateProblem(str(path), 1, f"cannot validate: {type(exc).__name__}")]
 
 
-def _printable(s: str, limit: int = 80) -> str:
-    """``s`` cut to ``limit`` characters, control characters (newlines, terminal escapes) as \\xNN."""
-    out = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in s[:limit])
-    return out + ("…" if len(s) > limit else "")
-
-
 def _looks_like_path(s: str) -> bool:
     return s.endswith(".j2") or "/" in s or os.sep in s
 
@@ -1079,7 +1074,7 @@ def load_template(id_or_path: str | Path, extra: Sequence[Path] | None = None) -
                 raise TemplateError(f"template file not found: {path}")
         elif not _TEMPLATE_ID.match(key):
             hint = " (a template file is checked with 'scribe templates validate PATH')" if _looks_like_path(key) else ""
-            raise TemplateError(f"'{_printable(key)}' is not a template id: lower-case letters, digits and "
+            raise TemplateError(f"'{printable(key, 80)}' is not a template id: lower-case letters, digits and "
                                 f"'-', see 'scribe templates list'{hint}")
         else:
             available = available_templates(extra)

@@ -28,3 +28,15 @@ def test_a_wrong_command_line_is_one_line(argv: list[str], pattern: str, capsys:
     assert len(lines) == 1 and lines[0].startswith("scribe: error: ") and pattern in lines[0], captured.err
     assert "usage:" not in captured.err and captured.out == ""
     assert "--help" in lines[0]  # where the usage is
+
+
+def test_a_file_name_with_control_characters_is_escaped_in_the_error(tmp_path, capsys) -> None:
+    """A newline or a terminal escape sequence in a file name must not split the error line
+    or recolour the terminal."""
+    name = str(tmp_path / "opptak\n\x1b[2Jslettet.wav")
+    assert main(["transcribe", name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "\\x1b[2J" in err
+    assert main(["note", "--transcript", name, "--template", "allmennmedisin", "--no-llm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
