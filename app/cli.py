@@ -442,8 +442,11 @@ def cmd_note(args: argparse.Namespace) -> int:
         utterances = read_transcript(Path(args.transcript))
     else:
         utterances, asr_s, asr_engine, audio_s = _transcribe_for_note(args, settings, list(template.vocabulary))
-        if not utterances:
-            raise TranscriptInputError(f"no speech was recognised in {args.audio}: nothing to draft")
+        if not utterances:  # silent or empty audio is not an error: an empty draft that says so
+            if sink is not None:
+                raise TranscriptInputError(f"no speech was recognised in {args.audio}: nothing to send to the EPJ")
+            print(f"scribe: note: no speech was recognised in {printable(args.audio)}; the draft is empty",
+                  file=sys.stderr)
     session = None
     if sink is not None:
         from asr.types import Segment

@@ -406,7 +406,7 @@ def empty_draft(template: object, dropped: int) -> NoteDraft:
     msg = (
         "Samtalen inneholdt ikke klinisk innhold som kan dokumenteres"
         f" ({dropped} segment(er) ble vurdert som småprat og kan gjenopprettes)."
-    )
+    ) if dropped else "Ingen tale ble gjenkjent i opptaket; det er ingenting å dokumentere."
     return NoteDraft(
         template_id=template.id,  # type: ignore[attr-defined]
         template_version=str(template.version),  # type: ignore[attr-defined]

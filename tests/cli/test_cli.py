@@ -200,3 +200,17 @@ def test_ctrl_c_ends_cleanly_and_flushes(env: dict[str, str], king_audio: np.nda
     summary = rows[-1]
     assert summary["type"] == "summary" and summary.get("interrupted") is True
     assert summary["audio_s"] < 59.5  # stopped before the end of the 60 s clip
+
+
+@pytest.mark.parametrize("kind", ["empty", "silent"])
+def test_a_note_from_empty_or_silent_audio_is_an_empty_draft_that_says_so(env, tmp_path: Path, kind: str) -> None:
+    """#17: the README says silent or empty audio is not an error; `scribe note` agrees."""
+    path = tmp_path / f"{kind}.wav"
+    if kind == "empty":
+        path.write_bytes(b"")
+    else:
+        sf.write(path, np.zeros(SAMPLE_RATE * 3, np.float32), SAMPLE_RATE)
+    p = scribe(env, "note", str(path), "--template", "allmennmedisin", "--no-llm")
+    assert p.returncode == 0, p.stderr
+    assert "Ingen tale ble gjenkjent" in p.stdout and "Anamnese" in p.stdout
+    assert "no speech was recognised" in p.stderr and "Traceback" not in p.stderr
