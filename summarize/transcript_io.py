@@ -73,12 +73,20 @@ def parse_json_lines(text: str, name: str = "transcript") -> list[Utterance]:
     return out
 
 
+MAX_TRANSCRIPT_BYTES = 400_000
+
+
 def read_transcript(path: Path) -> list[Utterance]:
     """Read and parse ``path``; a clear :class:`TranscriptInputError` for anything wrong."""
     if not path.exists():
         raise TranscriptInputError(f"transcript not found: {path}")
     if path.is_dir():
         raise TranscriptInputError(f"{path} is a directory, not a transcript file")
+    size = path.stat().st_size
+    if size > MAX_TRANSCRIPT_BYTES:
+        raise TranscriptInputError(
+            f"{path} is {size // 1000} KB: a transcript is at most {MAX_TRANSCRIPT_BYTES // 1000} KB "
+            "(about five hours of talk; a two-hour consultation is about 150 KB)")
     raw = path.read_bytes()
     if b"\x00" in raw[:4096]:
         raise TranscriptInputError(f"{path} is not a text file (use plain text or scribe transcribe --json output)")

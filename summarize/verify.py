@@ -326,9 +326,13 @@ class _DrugIndex:
                 return n
         return None
 
-    def fuzzy(self, w: str) -> str | None:
+    def fuzzy(self, w: str, memo: dict[str, str | None] | None = None) -> str | None:
         if len(w) < 6 or w in _FUZZY_STOP or not w.isalpha():
             return None
+        if memo is not None:
+            if w not in memo:
+                memo[w] = self.fuzzy(w)
+            return memo[w]
         forms = [w] + [w[: -len(s)] for s in ("en", "et", "ene", "a") if w.endswith(s)]
         best: tuple[int, str] | None = None
         for form in forms:
@@ -339,6 +343,8 @@ class _DrugIndex:
                 if len(name) < 6:
                     continue
                 limit = 2 if max(len(p), len(cand)) >= 9 else 1
+                if abs(len(p) - len(cand)) > limit:
+                    continue
                 d = _edit_distance(p, cand, limit)
                 if d <= limit and (
                     best is None or d < best[0] or (d == best[0] and name < best[1])
@@ -346,12 +352,12 @@ class _DrugIndex:
                     best = (d, name)
         return best[1] if best else None
 
-    def match(self, w: str, fuzzy: bool) -> tuple[str, bool] | None:
+    def match(self, w: str, fuzzy: bool, memo: dict[str, str | None] | None = None) -> tuple[str, bool] | None:
         name = self.exact(w)
         if name is not None:
             return name, False
         if fuzzy:
-            name = self.fuzzy(w)
+            name = self.fuzzy(w, memo)
             if name is not None:
                 return name, True
         return None
@@ -366,9 +372,12 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 
 
 def drug_mentions(
-    text: str, lexicon: Iterable[str] | None = None, *, fuzzy: bool = True
+    text: str, lexicon: Iterable[str] | None = None, *, fuzzy: bool = True,
+    memo: dict[str, str | None] | None = None,
 ) -> list[DrugMention]:
-    """Every drug name in ``text`` with its span (see :func:`find_drugs`)."""
+    """Every drug name in ``text`` with its span (see :func:`find_drugs`). ``memo``: the
+    fuzzy matches of words already looked up (the verifier keeps one per transcript: a
+    long transcript repeats its words, and the draft repeats the transcript's)."""
     lex = frozenset(lexicon) if lexicon is not None else _read_lexicon(DRUG_LEXICON_PATH)[0]
     index = _drug_index(lex)
     toks = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
@@ -391,7 +400,7 @@ def drug_mentions(
                 break
         if hit is None:
             w, s, e = toks[i]
-            m = index.match(w, fuzzy)
+            m = index.match(w, fuzzy, memo)
             if m is not None:
                 hit = (DrugMention(m[0], text[s:e], s, e, m[1]), 1)
             elif fuzzy and i + 1 < len(toks) and text[e : toks[i + 1][1]].isspace():
@@ -659,6 +668,7 @@ class Verifier:
         self.lexicon: frozenset[str] = frozenset(lexicon) if lexicon is not None else names
         self.aliases = aliases
         self._cache: tuple[tuple[tuple[int, str], ...], _Index] | None = None
+        self._memo: dict[str, str | None] = {}  # fuzzy drug matches of this transcript's words
 
     # -- transcript -------------------------------------------------------------------
 
@@ -666,6 +676,7 @@ class Verifier:
         key = tuple((u.id, u.text) for u in utterances)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
+        self._memo = {}  # a new transcript: nothing of the last one is kept
         quantities: dict[int, list[Quantity]] = {}
         drugs: dict[int, set[str]] = {}
         sentences: list[_TSentence] = []
@@ -677,7 +688,7 @@ class Verifier:
             quantities.setdefault(u.id, []).extend(extract_quantities(norm, normalized=True))
             drugs.setdefault(u.id, set()).update(
                 canonical_drug(m.name, self.aliases)
-                for m in drug_mentions(norm, self.lexicon, fuzzy=self.options.fuzzy_drugs)
+                for m in drug_mentions(norm, self.lexicon, fuzzy=self.options.fuzzy_drugs, memo=self._memo)
             )
             for s in _split_sentences(norm):
                 toks = _tokens(s)
@@ -736,7 +747,7 @@ class Verifier:
                     flags.append(self._retracted(Flag(kind, q.text, section, text), index, "number"))
         if self.options.check_drugs:
             have = set().union(*(index.drugs.get(i, set()) for i in scope)) if scope else set()
-            for m in drug_mentions(norm, self.lexicon, fuzzy=self.options.fuzzy_drugs):
+            for m in drug_mentions(norm, self.lexicon, fuzzy=self.options.fuzzy_drugs, memo=self._memo):
                 if canonical_drug(m.name, self.aliases) not in have:
                     flags.append(self._retracted(Flag("unsupported_drug", m.text, section, text), index, "drug"))
         if self.options.check_laterality:

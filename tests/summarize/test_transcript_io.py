@@ -57,3 +57,17 @@ def test_bad_transcripts_give_one_clear_error(tmp_path: Path, content: object, m
     with pytest.raises(TranscriptInputError, match=message) as exc:
         read_transcript(f)
     assert "\n" not in str(exc.value)
+
+
+def test_an_absurdly_large_transcript_is_refused_at_once(tmp_path: Path) -> None:
+    """#17: a 5 MB single-line transcript ran for over ten minutes; now one line, at once."""
+    from summarize.transcript_io import MAX_TRANSCRIPT_BYTES
+
+    big = tmp_path / "stor.txt"
+    big.write_text("Pasient: " + "amlodipien hodepine " * 250_000, encoding="utf-8")  # 5 MB
+    with pytest.raises(TranscriptInputError, match="at most 400 KB") as err:
+        read_transcript(big)
+    assert "\n" not in str(err.value)
+    ok = tmp_path / "to-timer.txt"  # a long consultation is still read
+    ok.write_text("Lege: Hvordan går det med hodepinen?\n" * (150_000 // 37), encoding="utf-8")
+    assert ok.stat().st_size < MAX_TRANSCRIPT_BYTES and len(read_transcript(ok)) > 4000

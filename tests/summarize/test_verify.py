@@ -587,3 +587,26 @@ def test_reference_notes_and_mutations_over_shared_consultations() -> None:
     # at least 10 mutations per consultation, every one flagged
     assert all(int(r["mutations"]) >= 10 for r in report.values())  # type: ignore[call-overload]
     assert missed == [], missed
+
+
+def test_fuzzy_drug_matches_are_memoised_per_transcript(monkeypatch: pytest.MonkeyPatch) -> None:
+    """#17: the fuzzy match ran the edit distance for every word of every sentence again;
+    the verifier now looks each word up once per transcript (same answers)."""
+    from summarize import verify as v
+
+    text = "Hun bruker amlodipien og sertralinn. Hodepinen kommer om kvelden, hodepinen er verst."
+    assert v.drug_mentions(text, memo={}) == v.drug_mentions(text)
+    calls = {"n": 0}
+    real = v._edit_distance
+
+    def counting(a: str, b: str, limit: int) -> int:
+        calls["n"] += 1
+        return real(a, b, limit)
+
+    monkeypatch.setattr(v, "_edit_distance", counting)
+    words = text.split()
+    v.drug_mentions(" ".join(words * 20))
+    without = calls["n"]
+    calls["n"] = 0
+    v.drug_mentions(" ".join(words * 20), memo={})
+    assert calls["n"] * 10 < without
