@@ -379,6 +379,9 @@ def _delivery_sink(args: argparse.Namespace, settings: Any) -> Any:
         raise ConfigError("--deliver prints the note as text for the clinician to read; leave out --json")
     sink = create_sink(name, config=settings.fhir, patient=args.patient, encounter=args.encounter)
     sink.preflight()
+    from summarize.audit import check_before_delivery
+
+    check_before_delivery(settings.audit.open())  # no unaudited delivery
     return sink
 
 

@@ -379,6 +379,19 @@ def _mac_ok(key: bytes, body: Mapping[str, Any], mac_hex: str) -> bool:
     return True
 
 
+def check_before_delivery(log: AuditLog | None) -> None:
+    """Before a note is delivered: its audit line can be written (``log`` None: auditing
+    is switched off). Raises :class:`AuditError` with the fix; the caller sends nothing
+    then (an audited installation does not deliver unaudited; IT may switch the log off)."""
+    if log is None:
+        return
+    try:
+        log.preflight()
+    except AuditError as exc:
+        raise AuditError(f"the note is not sent because its audit line cannot be written: {exc} "
+                         "(fix it, or set audit.enabled = false if IT has decided so)") from None
+
+
 def record_time(record: Mapping[str, Any]) -> datetime | None:
     """When the session happened: ``ended_at``, else ``started_at``/``stopped_at`` (UTC)."""
     for name in ("ended_at", "started_at", "stopped_at"):
@@ -441,6 +454,23 @@ class AuditLog:
         return self._key
 
     # -- writing -----------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Check, before a note is delivered, that a line can be written: the key is in the
+        keyring (created on first use) and the file opens for appending. Writes nothing.
+        Raises :class:`AuditError` naming the problem: an audited delivery must not go out
+        unaudited (the caller refuses to deliver)."""
+        self._resolve_key()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            existed = self.path.exists()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror or exc}") from None
+        os.close(fd)
+        if not existed:  # leave no empty file behind a check
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Sign ``record`` into the chain and append it as one line; the written record.
 

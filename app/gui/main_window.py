@@ -754,9 +754,14 @@ class MainWindow(QMainWindow):
         if self._sink_name() == "fhir" and self._check_patient() is not None:
             self.patient.setFocus()
             return
+        from summarize.audit import AuditError, check_before_delivery
+
         try:
             sink = self._make_sink(self._sink_name())
-        except SinkError as exc:
+            audit = getattr(self.backend, "audit", None)
+            if callable(audit):  # no unaudited delivery: the note stays here, approvable again
+                check_before_delivery(audit())
+        except (SinkError, AuditError) as exc:
             self.receipt.setText(_t(_TEXT, "send_failed", why=exc))
             return
         self._delivery = Delivery(s.approve(), sink)

@@ -147,3 +147,31 @@ def test_when_the_epj_is_down_the_note_goes_to_the_clipboard(qtbot: Any, fhir_wi
     last = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
     assert last["outcome"] == "delivered" and last["sink"] == "clipboard" and last["delivery_attempts"] == 2
     assert win.backend.audit_log.verify().ok
+
+
+def test_no_delivery_when_the_audit_line_cannot_be_written(qtbot: Any, proxy: FaultProxy, tmp_path: Path) -> None:
+    """#17 item 7 in the app: the keyring has no audit key to give; approving sends nothing,
+    says why, and keeps the reviewed note (approvable again once IT fixed it)."""
+    from PySide6.QtCore import Qt
+
+    from app.gui.main_window import MainWindow
+    from summarize.audit import AuditError
+
+    def no_keyring() -> bytes:
+        raise AuditError("no OS keyring for the audit key (fail.Keyring): configure a keyring backend")
+
+    backend = FhirBackend(proxy.base_url, tmp_path / "audit.jsonl")
+    backend.audit_log = AuditLog(tmp_path / "audit.jsonl", no_keyring)
+    win = MainWindow(backend, template="allmennmedisin")
+    qtbot.addWidget(win)
+    win.show()
+    win.load_models()
+    qtbot.waitUntil(win.record_btn.isEnabled, timeout=5000)
+    win.quiet_close = True
+    _reviewed(qtbot, win)
+    win.patient.setText(PATIENT)
+    qtbot.mouseClick(win.approve_btn, Qt.MouseButton.LeftButton)
+    assert proxy.posts() == 0 and win._delivery is None
+    assert "audit" in win.receipt.text() and "keyring" in win.receipt.text()
+    assert win.session is not None and win.session.draft is not None  # nothing lost
+    assert not (tmp_path / "audit.jsonl").exists()

@@ -163,3 +163,29 @@ def test_a_refused_note_is_kept_on_stdout_and_the_exit_is_non_zero(env: dict[str
     audit = Path(env["XDG_DATA_HOME"]) / "ambient-scribe" / "audit.jsonl"
     rec = json.loads(audit.read_text().splitlines()[-1])
     assert rec["outcome"] == "failed" and rec["error_kind"] == "http_422"
+
+
+def test_no_delivery_when_the_audit_line_cannot_be_written(env: dict[str, str], fhir_server: FhirServer,
+                                                           transcript: Path, tmp_path: Path) -> None:
+    """#17 item 7: with no OS keyring the note was delivered (rc 0) and the audit line
+    skipped with a warning. Auditing configured and impossible: nothing is sent."""
+    import httpx
+
+    patient = with_check_digits("018501236")
+    e = fhir_env({**env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}, fhir_server.base_url)
+    p = scribe(e, "note", "--transcript", str(transcript), "--template", "allmennmedisin", "--no-llm",
+               "--deliver", "fhir", "--patient", patient, "--approve")
+    assert p.returncode == 2, p.stderr
+    assert_one_line_error(p, 2, "audit line cannot be written")
+    assert "audit.enabled = false" in p.stderr and "keyring" in p.stderr
+    found = httpx.get(f"{fhir_server.base_url}/DocumentReference", params={"subject:identifier": patient},
+                      timeout=10).json()
+    assert not found.get("entry")  # nothing reached the EPJ
+    assert not (Path(e["XDG_DATA_HOME"]) / "ambient-scribe" / "audit.jsonl").exists()
+    # IT switches the audit off explicitly: the note goes out
+    ok = scribe({**e, "SCRIBE_AUDIT__ENABLED": "false"}, "note", "--transcript", str(transcript), "--template",
+                "allmennmedisin", "--no-llm", "--deliver", "fhir", "--patient", patient, "--approve")
+    assert ok.returncode == 0, ok.stderr
+    stored = httpx.get(f"{fhir_server.base_url}/DocumentReference", params={"subject:identifier": patient},
+                       timeout=10).json()
+    assert len(stored.get("entry", [])) == 1  # the search above would have seen it

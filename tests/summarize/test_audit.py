@@ -524,3 +524,18 @@ def test_core_module_imports_no_qt_and_no_app() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).parents[2], timeout=60, check=True).stdout
     assert out.strip() == ""
+
+
+def test_preflight_checks_key_and_file_and_writes_nothing(tmp_path: Path) -> None:
+    from summarize.audit import AuditError, AuditLog, check_before_delivery
+
+    ok = AuditLog(tmp_path / "logs" / "audit.jsonl", b"k" * 32)
+    check_before_delivery(ok)
+    assert not (tmp_path / "logs" / "audit.jsonl").exists()  # a check leaves no file
+    check_before_delivery(None)  # auditing switched off by IT
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    with pytest.raises(AuditError, match="not sent because its audit line cannot be written"):
+        check_before_delivery(AuditLog(blocked / "audit.jsonl", b"k" * 32))
+    with pytest.raises(AuditError, match="audit.enabled = false"):
+        check_before_delivery(AuditLog(tmp_path / "a.jsonl", b""))
