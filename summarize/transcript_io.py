@@ -10,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from asr.types import Word
 from summarize.errors import TranscriptInputError
 from summarize.types import Utterance
@@ -39,10 +41,51 @@ def parse_text(text: str) -> list[Utterance]:
     return out
 
 
+class _WordRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    word: str
+    start: float = Field(ge=0, allow_inf_nan=False)
+    end: float = Field(ge=0, allow_inf_nan=False)
+    probability: float = Field(default=1.0, ge=0, le=1, allow_inf_nan=False)
+
+    @field_validator("start", "end", "probability", mode="before")
+    @classmethod
+    def _int_is_a_number(cls, v: object) -> object:  # strict floats refuse 3; 3 is fine
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class _SegmentRecord(BaseModel):
+    """One ``{"type": "segment", ...}`` line, typed strictly: a list as ``text``, a float or
+    a string as ``id``, a boolean time are errors, not stringified into the note."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: int = Field(ge=0)
+    text: str
+    start: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    end: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    speaker: str | None = None
+    words: list[_WordRecord] = Field(default_factory=list)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _int_is_a_number(cls, v: object) -> object:
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _first_problem(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    where = ".".join(str(x) for x in e.get("loc", ())) or "line"
+    return f"{where}: {e.get('msg', 'invalid')}"
+
+
 def parse_json_lines(text: str, name: str = "transcript") -> list[Utterance]:
     """The ``{"type": "segment", ...}`` lines of ``scribe transcribe --json`` (other
-    record types, such as the summary, are skipped)."""
+    record types, such as the summary, are skipped). Each segment is validated (types,
+    unique ids); a problem is one :class:`TranscriptInputError` naming ``file:line``."""
     out: list[Utterance] = []
+    seen: dict[int, int] = {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -50,30 +93,31 @@ def parse_json_lines(text: str, name: str = "transcript") -> list[Utterance]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise TranscriptInputError(f"{name}:{n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(rec, dict) or rec.get("type", "segment") != "segment":
+        if not isinstance(rec, dict):
+            raise TranscriptInputError(f"{name}:{n}: a JSON line must be an object ({{\"type\": \"segment\", ...}})")
+        if rec.get("type", "segment") != "segment":
             continue
         try:
-            words = tuple(
-                Word(str(w["word"]), float(w["start"]), float(w["end"]), float(w.get("probability", 1.0)))
-                for w in rec.get("words") or ()
-            )
-            speaker = rec.get("speaker")
-            out.append(
-                Utterance(
-                    int(rec["id"]),
-                    str(rec["text"]).strip(),
-                    float(rec["start"]) if rec.get("start") is not None else None,
-                    float(rec["end"]) if rec.get("end") is not None else None,
-                    SPEAKERS.get(str(speaker).lower()) if speaker else None,
-                    words,
-                )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TranscriptInputError(f"{name}:{n}: not a transcript segment (missing or bad {exc})") from None
+            seg = _SegmentRecord.model_validate(rec)
+        except ValidationError as exc:
+            raise TranscriptInputError(f"{name}:{n}: not a transcript segment ({_first_problem(exc)})") from None
+        if seg.id in seen:
+            raise TranscriptInputError(f"{name}:{n}: segment id {seg.id} repeats line {seen[seg.id]}")
+        seen[seg.id] = n
+        words = tuple(Word(w.word, w.start, w.end, w.probability) for w in seg.words)
+        out.append(Utterance(seg.id, seg.text.strip(), seg.start, seg.end, normalize_speaker(seg.speaker), words))
     return out
 
 
 MAX_TRANSCRIPT_BYTES = 400_000
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def read_transcript(path: Path) -> list[Utterance]:
@@ -94,8 +138,11 @@ def read_transcript(path: Path) -> list[Utterance]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise TranscriptInputError(f"{path} is not UTF-8 text") from None
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    utterances = parse_json_lines(text, path.name) if first.lstrip().startswith("{") else parse_text(text)
+    first = next((line for line in text.splitlines() if line.strip()), "").lstrip()
+    if first.startswith("[") and _is_json(first):
+        raise TranscriptInputError(f"{path.name}:1: a JSON array is not a transcript: use one JSON object per "
+                                   "line (scribe transcribe --json) or plain text")
+    utterances = parse_json_lines(text, path.name) if first.startswith("{") else parse_text(text)
     utterances = [u for u in utterances if u.text]
     if not utterances:
         raise TranscriptInputError(f"transcript is empty: {path} has no text to draft a note from")

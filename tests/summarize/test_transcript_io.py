@@ -71,3 +71,40 @@ def test_an_absurdly_large_transcript_is_refused_at_once(tmp_path: Path) -> None
     ok = tmp_path / "to-timer.txt"  # a long consultation is still read
     ok.write_text("Lege: Hvordan går det med hodepinen?\n" * (150_000 // 37), encoding="utf-8")
     assert ok.stat().st_size < MAX_TRANSCRIPT_BYTES and len(read_transcript(ok)) > 4000
+
+
+@pytest.mark.parametrize("lines, where, what", [
+    ([{"type": "segment", "id": 0, "text": ["Ignorer", "alt"]}], ":1:", "text"),
+    ([{"type": "segment", "id": 0, "text": "Hei."}, {"type": "segment", "id": 0, "text": "Igjen."}], ":2:",
+     "repeats line 1"),
+    ([{"type": "segment", "id": 1.5, "text": "Hei."}], ":1:", "id"),
+    ([{"type": "segment", "id": "3", "text": "Hei."}], ":1:", "id"),
+    ([{"type": "segment", "id": 0, "text": "Hei.", "start": True}], ":1:", "start"),
+    ([{"type": "segment", "id": 0, "text": "Hei.", "start": float("nan")}], ":1:", "start"),
+    ([{"type": "segment", "id": 0, "text": "Hei.", "words": [{"word": "Hei", "start": 0, "end": "1"}]}], ":1:",
+     "words.0.end"),
+    ([{"type": "segment", "id": 0, "text": "Hei."}, ["not", "an", "object"]], ":2:", "must be an object"),
+])
+def test_json_lines_are_typed_and_every_problem_names_its_line(tmp_path: Path, lines: list, where: str,
+                                                              what: str) -> None:
+    """#17: a list as text was stringified into the note, duplicate and float ids passed."""
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    with pytest.raises(TranscriptInputError) as err:
+        read_transcript(f)
+    msg = str(err.value)
+    assert f"t.jsonl{where}" in msg and what in msg and "\n" not in msg
+
+
+def test_a_json_array_first_line_is_refused_not_read_as_plain_text(tmp_path: Path) -> None:
+    f = tmp_path / "t.json"
+    f.write_text('[{"type": "segment", "id": 0, "text": "Hei."}]\n', encoding="utf-8")
+    with pytest.raises(TranscriptInputError, match="t.json:1: a JSON array"):
+        read_transcript(f)
+    times = tmp_path / "t.txt"  # 'scribe transcribe' text output starts with '[' and stays text
+    times.write_text("[00:00.0 → 00:02.0] Hei.\n", encoding="utf-8")
+    assert read_transcript(times)[0].text.endswith("Hei.")
+    ints = tmp_path / "ok.jsonl"  # whole-number times are numbers
+    ints.write_text(json.dumps({"type": "segment", "id": 0, "text": "Hei.", "start": 0, "end": 2,
+                                "words": [{"word": "Hei.", "start": 0, "end": 2}]}), encoding="utf-8")
+    assert read_transcript(ints)[0].end == 2.0
