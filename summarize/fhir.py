@@ -23,11 +23,13 @@ Logs carry status codes and attempt counts, never the note, the patient number o
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import logging
 import re
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -398,6 +400,40 @@ class FhirDocumentReferenceSink:
                                         follow_redirects=False)
         return self._client
 
+    def _request(self, method: str, url: str, **kw: Any) -> Any:
+        """One HTTP exchange, finished within ``timeout_s`` in total. httpx's timeouts are
+        per read: a server that sends one byte a second would hold the delivery (and the
+        clinician) for ever. At the deadline the client is closed under the request, which
+        then fails as a timeout (the next call opens a new client)."""
+        import httpx
+
+        client = self._http()
+        done, expired = threading.Event(), threading.Event()
+
+        def expire() -> None:
+            if not done.is_set():
+                expired.set()
+                with contextlib.suppress(Exception):
+                    client.close()
+
+        timer = threading.Timer(self.config.timeout_s, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = client.request(method, url, **kw)
+            if expired.is_set():
+                raise httpx.ReadTimeout("the deadline passed")
+            return response
+        except Exception:
+            if expired.is_set():
+                raise httpx.ReadTimeout(f"no complete answer within {self.config.timeout_s:g} s") from None
+            raise
+        finally:
+            done.set()
+            timer.cancel()
+            if expired.is_set() and self._client is client:
+                self._client = None
+
     def _auth_header(self, *, renew: bool = False) -> dict[str, str]:
         if self.config.auth != "client_credentials":
             return {}
@@ -444,7 +480,7 @@ class FhirDocumentReferenceSink:
                     return found
             self.attempts += 1
             try:
-                r = self._http().post(url, json=resource, headers=headers)
+                r = self._request("POST", url, json=resource, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # not sent
                 last, kind = f"cannot connect ({type(exc).__name__})", "unavailable"
             except httpx.TimeoutException:
@@ -490,7 +526,7 @@ class FhirDocumentReferenceSink:
 
         h = {k: v for k, v in headers.items() if k in ("Authorization", "Accept")}
         try:
-            r = self._http().get(f"{self.config.base_url}/DocumentReference",
+            r = self._request("GET", f"{self.config.base_url}/DocumentReference",
                                  params={"identifier": f"{IDENTIFIER_SYSTEM}|{identifier}"}, headers=h)
             if r.status_code != 200:
                 return None
@@ -520,7 +556,7 @@ class FhirDocumentReferenceSink:
         import httpx
 
         try:
-            r = self._http().get(f"{self.config.base_url}/{reference}",
+            r = self._request("GET", f"{self.config.base_url}/{reference}",
                                  headers={"Accept": "application/fhir+json", **self._auth_header()})
         except httpx.HTTPError as exc:
             raise SinkUnavailable(f"reading {reference} back failed ({type(exc).__name__})", kind="unavailable",

@@ -10,6 +10,7 @@ does not know).
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -103,7 +104,8 @@ def sekmet_server(workdir: Path, *, clients: list[dict[str, str]] | None = None)
 @dataclass
 class Fault:
     """What the proxy does to one request: ``status`` (answer this), ``hang`` (never
-    answer), ``drop_after_forward`` (let the server store it, then drop the connection)."""
+    answer), ``drop_after_forward`` (let the server store it, then drop the connection),
+    ``drip`` (let the server store it, then send its answer one byte a second)."""
 
     action: str
     status: int = 0
@@ -161,6 +163,16 @@ class FaultProxy:
                 if fault and fault.action == "drop_after_forward":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault and fault.action == "drip":
+                    self.close_connection = True
+                    head = f"HTTP/1.1 {r.status_code} OK\r\nContent-Type: application/fhir+json\r\n" \
+                           f"Content-Length: {len(r.content)}\r\n\r\n".encode()
+                    with contextlib.suppress(OSError):
+                        for i in range(len(head) + len(r.content)):
+                            self.wfile.write((head + r.content)[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(1.0)
                     return
                 self.send_response(r.status_code)
                 for k, v in r.headers.items():

@@ -271,3 +271,21 @@ def test_connection_test_sends_a_marked_synthetic_document_and_reads_it_back(fhi
     assert back["meta"]["tag"][0]["code"] == "connection-test" and "TESTDOKUMENT" in decoded_text(back)
     with pytest.raises(SinkConfigError, match="no test patient"):
         connection_test(config(fhir_server.base_url))
+
+
+def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline(fhir_server: FhirServer, proxy: FaultProxy) -> None:
+    """#17 item 2: httpx's timeout is per read, so a server sending one byte a second held the
+    delivery for minutes with timeout_s = 3. Each exchange now ends at timeout_s in total; the
+    note was stored by the server, the search finds it, and it is not stored twice."""
+    import threading
+
+    note = approved()
+    proxy.faults = deque([Fault("drip")])
+    sink = FhirDocumentReferenceSink(config(proxy.base_url, timeout_s=2, retries=0), patient=FNR, **NO_SLEEP)
+    outcome: list[object] = []
+    worker = threading.Thread(target=lambda: outcome.append(sink.deliver(note)), daemon=True)
+    worker.start()
+    worker.join(30)  # the drip alone would take several minutes
+    assert not worker.is_alive(), "delivery still hanging"
+    assert outcome and outcome[0].reference.startswith("DocumentReference/")  # found by its identifier
+    assert len(stored(fhir_server, note)) == 1 and proxy.posts() == 1
