@@ -407,10 +407,16 @@ def _approve_and_deliver(args: argparse.Namespace, settings: Any, session: Any, 
     delivery = Delivery(session.approve(), sink)
     try:
         receipt = delivery.send()
-    except Exception:
-        end_session(session, "failed", delivery=delivery, run=run, audit=audit)
-        print("scribe: the note was NOT stored in the EPJ; it is printed above (copy it, or run again)",
-              file=sys.stderr)
+    except Exception as exc:
+        unknown = bool(getattr(exc, "maybe_stored", False))
+        end_session(session, "unknown" if unknown else "failed", delivery=delivery, run=run, audit=audit)
+        if unknown:  # never "not stored" when we cannot know
+            print("scribe: it is NOT KNOWN whether the EPJ stored the note (the answer was lost); it is printed "
+                  "above. Running the same command again is safe: the EPJ recognises the note and does not "
+                  "store it twice", file=sys.stderr)
+        else:
+            print("scribe: the note was NOT stored in the EPJ; it is printed above (copy it, or run again)",
+                  file=sys.stderr)
         raise
     end_session(session, "delivered", delivery=delivery, run=run, audit=audit)
     print(f"godkjent ({accepted} merknad(er) godtatt) og sendt: {receipt.detail}", file=sys.stderr)

@@ -62,7 +62,9 @@ except ImportError:  # pragma: no cover - Windows
 logger = logging.getLogger(__name__)
 
 SCHEMA = 1
-OUTCOMES = ("delivered", "failed", "discarded")
+# "unknown": the EPJ may have stored the note (the connection broke after sending); a later
+# "delivered" line of a retry (same note identifier, not stored twice) settles it.
+OUTCOMES = ("delivered", "failed", "unknown", "discarded")
 GENESIS = "0" * 64
 ENV_AUDIT_LOG = "SCRIBE_AUDIT_LOG"
 KEYRING_SERVICE = "ambient-scribe"

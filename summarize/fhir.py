@@ -160,10 +160,14 @@ def parse_subject(text: str | None) -> Subject:
         raise SinkConfigError(f"patient: {exc}") from None
 
 
-def note_identifier(session_id: str, text: str) -> str:
-    """The same note (session and approved text) always gets the same urn:uuid."""
+def note_identifier(patient: str, text: str) -> str:
+    """The same approved text for the same patient always gets the same urn:uuid, in any
+    run: sending again after an unknown outcome (the connection broke after the POST) is
+    recognised by the EPJ (If-None-Exist, or the search) and not stored twice, also from a
+    new process or a restarted app. ``patient``: the subject as given (fødselsnummer or
+    ``Patient/ID``); the approved text carries its date, so two notes differ."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{session_id}:{digest}')}"
+    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{patient.strip()}:{digest}')}"
 
 
 def build_document_reference(
@@ -450,7 +454,7 @@ class FhirDocumentReferenceSink:
         self.check()
         resource = build_document_reference(
             config=self.config, subject=parse_subject(self.patient),
-            identifier=note_identifier(note.session_id, note.text), text=note.text, title=note.title,
+            identifier=note_identifier(self.patient, note.text), text=note.text, title=note.title,
             language=note.language, created=note.approved_at, encounter=self.encounter)
         stored = self.send(resource)
         return Receipt(self.name, datetime.now(UTC), f"lagret i journalen som foreløpig dokument ({stored})",

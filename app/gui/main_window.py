@@ -904,7 +904,9 @@ class MainWindow(QMainWindow):
         from summarize.delivery import RunInfo, end_session
 
         d = self._delivery
-        outcome = "delivered" if how == "approved" else "failed" if d is not None and d.error else how
+        unknown = d is not None and d.error is not None and bool(getattr(d.error, "maybe_stored", False))
+        outcome = "delivered" if how == "approved" else "unknown" if unknown else "failed" if d is not None and d.error \
+            else how
         run_info = getattr(self.backend, "run_info", None)
         audit = getattr(self.backend, "audit", None)
         end_session(s, outcome, delivery=d, run=run_info() if callable(run_info) else RunInfo(),

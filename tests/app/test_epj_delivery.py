@@ -17,7 +17,20 @@ from summarize.fhir import IDENTIFIER_SYSTEM, FhirConfig, decoded_text
 from tests.app.test_main_window import FakeBackend, _record_all
 from tests.fhir_server import Fault, FaultProxy, FhirServer
 
-PATIENT = "13897248098"
+
+def _patients():
+    """A new synthetic fødselsnummer (month + 80: the test numbers of Skatteetaten, no real
+    person) for each test: the note identifier comes from the patient and the approved text,
+    and these tests share one FHIR server and draft the same text."""
+    from summarize.identifiers import with_check_digits
+
+    for individual in range(100, 1000):
+        number = with_check_digits(f"138985{individual:03d}")
+        if number:
+            yield number
+
+
+_NEW = _patients()
 
 
 class FhirBackend(FakeBackend):
@@ -79,7 +92,7 @@ def test_approve_sends_to_the_fhir_server_once_and_audits(qtbot: Any, fhir_windo
     win.patient.setText("13897248099")  # mistyped: red, and nothing is sent
     qtbot.mouseClick(win.approve_btn, Qt.MouseButton.LeftButton)
     assert "check digits" in win.patient.toolTip() and win._delivery is None and proxy.posts() == 0
-    win.patient.setText(PATIENT)
+    win.patient.setText(patient := next(_NEW))
     with qtbot.waitSignal(win.session_ended, timeout=20000) as ended:
         qtbot.mouseClick(win.approve_btn, Qt.MouseButton.LeftButton)
     assert ended.args == ["approved"] and "DocumentReference/" in win.receipt.text()
@@ -87,7 +100,7 @@ def test_approve_sends_to_the_fhir_server_once_and_audits(qtbot: Any, fhir_windo
     import httpx
 
     doc = httpx.get(f"{fhir_server.base_url}/DocumentReference/{ref}", timeout=10).json()
-    assert "brystet" in decoded_text(doc) and doc["subject"]["identifier"]["value"] == PATIENT
+    assert "brystet" in decoded_text(doc) and doc["subject"]["identifier"]["value"] == patient
     assert len(_stored(fhir_server, doc["identifier"][0]["value"])) == 1 and proxy.posts() == 1
     assert session.is_empty and win.session is None
     [line] = (tmp_path / "audit.jsonl").read_text().splitlines()
@@ -104,7 +117,7 @@ def test_a_refusal_keeps_the_note_for_send_again_or_the_clipboard(qtbot: Any, fh
 
     win = fhir_window
     _reviewed(qtbot, win)
-    win.patient.setText(PATIENT)
+    win.patient.setText(patient := next(_NEW))
     proxy.faults = deque([Fault("status", 422, {"resourceType": "OperationOutcome", "issue": [
         {"severity": "error", "code": "invalid", "diagnostics": "Ukjent enhet"}]}),
         Fault("status", 503, {})])
@@ -119,13 +132,13 @@ def test_a_refusal_keeps_the_note_for_send_again_or_the_clipboard(qtbot: Any, fh
     ident = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
     assert ident["outcome"] == "delivered" and ident["delivery_attempts"] == 2
     assert proxy.posts() == 3  # 422, 503, then the stored one
-    assert len(_stored(fhir_server, _identifier(note_text, ident))) == 1
+    assert len(_stored(fhir_server, _identifier(note_text, patient))) == 1
 
 
-def _identifier(text: str, record: dict) -> str:
+def _identifier(text: str, patient: str) -> str:
     from summarize.fhir import note_identifier
 
-    return note_identifier(record["session_id"], text)
+    return note_identifier(patient, text)  # the patient and the approved text, not the session
 
 
 def test_when_the_epj_is_down_the_note_goes_to_the_clipboard(qtbot: Any, fhir_window: Any, proxy: FaultProxy,
@@ -135,7 +148,7 @@ def test_when_the_epj_is_down_the_note_goes_to_the_clipboard(qtbot: Any, fhir_wi
 
     win = fhir_window
     _reviewed(qtbot, win)
-    win.patient.setText(PATIENT)
+    win.patient.setText(next(_NEW))
     proxy.faults = deque([Fault("status", 500, {}), Fault("status", 500, {}), Fault("status", 500, {}),
                           Fault("status", 500, {})])
     qtbot.mouseClick(win.approve_btn, Qt.MouseButton.LeftButton)
@@ -169,7 +182,7 @@ def test_no_delivery_when_the_audit_line_cannot_be_written(qtbot: Any, proxy: Fa
     qtbot.waitUntil(win.record_btn.isEnabled, timeout=5000)
     win.quiet_close = True
     _reviewed(qtbot, win)
-    win.patient.setText(PATIENT)
+    win.patient.setText(next(_NEW))
     qtbot.mouseClick(win.approve_btn, Qt.MouseButton.LeftButton)
     assert proxy.posts() == 0 and win._delivery is None
     assert "audit" in win.receipt.text() and "keyring" in win.receipt.text()

@@ -134,7 +134,7 @@ def test_report_text(log_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert run("report", "--log", str(log_path)) == 0
     out = capsys.readouterr().out
     assert f"audit log {log_path}: 4 sessions" in out
-    assert "delivered 3, failed 0, discarded 1" in out
+    assert "delivered 3, failed 0, unknown 0, discarded 1" in out
     assert "1 of 4 (25.0 %)" in out
     row = next(ln for ln in out.splitlines() if ln.startswith("edit ratio"))
     assert row.split()[2:] == ["4", "0.15", "0.15", "0.03", "0.27", "0", "0.3"]

@@ -189,3 +189,34 @@ def test_no_delivery_when_the_audit_line_cannot_be_written(env: dict[str, str], 
     stored = httpx.get(f"{fhir_server.base_url}/DocumentReference", params={"subject:identifier": patient},
                        timeout=10).json()
     assert len(stored.get("entry", [])) == 1  # the search above would have seen it
+
+
+def test_an_unknown_outcome_says_unknown_and_running_again_stores_the_note_once(
+        env: dict[str, str], fhir_server: FhirServer, transcript: Path) -> None:
+    """#17 item 1: the proxy forwards the POST (the EPJ stores the note), drops the connection
+    and answers the search with 503. The CLI printed "NOT stored", and running again made a
+    second copy with a new identifier. Now: "not known", audit "unknown", and the same
+    command again stores nothing new (the identifier comes from the patient and the text)."""
+    patient = with_check_digits("018501237")
+    proxy = FaultProxy(fhir_server.base_url.removesuffix("/fhir")).start()
+    proxy.faults = deque([Fault("drop_after_forward"), Fault("status", 503, {}, method="GET")])
+    args = ["note", "--transcript", str(transcript), "--template", "allmennmedisin", "--no-llm",
+            "--deliver", "fhir", "--patient", patient, "--approve"]
+    try:
+        e = fhir_env(env, proxy.base_url, retries="0")
+        first = scribe(e, *args)
+        assert first.returncode == 6, first.stderr
+        assert "NOT KNOWN" in first.stderr and "NOT stored" not in first.stderr and "Anamnese" in first.stdout
+        audit = Path(env["XDG_DATA_HOME"]) / "ambient-scribe" / "audit.jsonl"
+        assert json.loads(audit.read_text().splitlines()[-1])["outcome"] == "unknown"
+        again = scribe(e, *args)  # a new process, a new session: the same note
+        assert again.returncode == 0, again.stderr
+    finally:
+        proxy.stop()
+    ref = again.stderr.split("DocumentReference/")[1].split(")")[0]
+    import httpx
+
+    doc = httpx.get(f"{fhir_server.base_url}/DocumentReference/{ref}", timeout=10).json()
+    copies = fhir_server.search(doc["identifier"][0]["value"])
+    assert len(copies) == 1  # stored once, by the first run
+    assert json.loads(audit.read_text().splitlines()[-1])["outcome"] == "delivered"

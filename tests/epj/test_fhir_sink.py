@@ -45,9 +45,15 @@ AUTHOR = "PractitionerRole/lege-42"
 NO_SLEEP = {"sleep": lambda s: None}
 
 
-def approved(text: str = "Hoste og feber i tre dager. Lytter normalt.") -> ApprovedNote:
+_N = iter(range(1, 10**6))
+
+
+def approved(text: str | None = None) -> ApprovedNote:
+    """An approved note; by default a new text each time (the identifier comes from the
+    patient and the text, and these tests share one FHIR server)."""
     from tests.fakes import note_template
 
+    text = text or f"Hoste og feber i tre dager. Lytter normalt. Notat {next(_N)}."
     s = Session(note_template())
     s.start()
     s.add_segment(Segment(0, 0.0, 2.0, text, (Word(" " + text, 0.0, 2.0, 0.9),), 2.0))
@@ -61,7 +67,7 @@ def config(base_url: str, **kw: object) -> FhirConfig:
 
 
 def stored(server: FhirServer, note: ApprovedNote) -> list[dict]:
-    return server.search(f"{IDENTIFIER_SYSTEM}|{note_identifier(note.session_id, note.text)}")
+    return server.search(f"{IDENTIFIER_SYSTEM}|{note_identifier(FNR, note.text)}")
 
 
 # -- person numbers -----------------------------------------------------------------------
@@ -94,8 +100,8 @@ def test_the_resource_validates_and_carries_what_the_epj_needs() -> None:
     assert att.contentType == "text/plain; charset=utf-8" and att.language == "nn-NO"
     assert decoded_text(res) == note.text and att.data
     assert res["extension"] == [{"url": "http://dips.no/fhir/ext/confidential", "valueBoolean": False}]
-    assert note_identifier(note.session_id, note.text) == note_identifier(note.session_id, note.text)
-    assert note_identifier(note.session_id, note.text) != note_identifier(note.session_id, note.text + " Endret.")
+    assert note_identifier(FNR, note.text) == note_identifier(FNR, note.text)
+    assert note_identifier(FNR, note.text) != note_identifier(note.session_id, note.text + " Endret.")
 
 
 # -- round trip ---------------------------------------------------------------------------
@@ -108,7 +114,7 @@ def test_round_trip_stores_exactly_what_was_approved(fhir_server: FhirServer) ->
     assert f"DocumentReference/{back['id']}" == receipt.reference
     DocumentReference.model_validate(back)  # what the server holds validates too
     sent = build_document_reference(config=config(fhir_server.base_url), subject=parse_subject(FNR),
-                                     identifier=note_identifier(note.session_id, note.text), text=note.text,
+                                     identifier=note_identifier(FNR, note.text), text=note.text,
                                      title=note.title, language=note.language, created=note.approved_at,
                                      encounter="Encounter/9")
     for key, value in sent.items():
@@ -195,7 +201,7 @@ def test_client_credentials_login_then_round_trip(fhir_auth_server: FhirServer, 
     sink = FhirDocumentReferenceSink(_auth_config(fhir_auth_server, CLIENT), patient=FNR, **NO_SLEEP)
     receipt = sink.deliver(note)
     token = sink._auth_header()
-    [doc] = fhir_auth_server.search(f"{IDENTIFIER_SYSTEM}|{note_identifier(note.session_id, note.text)}", token)
+    [doc] = fhir_auth_server.search(f"{IDENTIFIER_SYSTEM}|{note_identifier(FNR, note.text)}", token)
     assert receipt.reference == f"DocumentReference/{doc['id']}"
 
 
@@ -213,7 +219,7 @@ def test_401_without_login_and_403_with_a_read_only_client(fhir_auth_server: Fhi
     good = FhirDocumentReferenceSink(_auth_config(fhir_auth_server, CLIENT), patient=FNR,
                                      secret=lambda: CLIENT["client_secret"], **NO_SLEEP)
     good.deliver(note)  # the note survived both refusals
-    assert len(fhir_auth_server.search(f"{IDENTIFIER_SYSTEM}|{note_identifier(note.session_id, note.text)}",
+    assert len(fhir_auth_server.search(f"{IDENTIFIER_SYSTEM}|{note_identifier(FNR, note.text)}",
                                        good._auth_header())) == 1
 
 

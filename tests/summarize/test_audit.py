@@ -473,7 +473,7 @@ KNOWN: list[dict[str, Any]] = [
 def test_summarize_records_known_values() -> None:
     s = summarize_records(KNOWN)
     assert s["sessions"] == 5 and s["delivered"] == 3
-    assert s["by_outcome"] == {"delivered": 3, "failed": 1, "discarded": 1}
+    assert s["by_outcome"] == {"delivered": 3, "failed": 1, "unknown": 0, "discarded": 1}
     assert s["first"] == "2025-03-03T08:00:00Z" and s["last"] == "2025-03-07T08:00:00Z"
     assert s["extractive"] == {"n": 4, "extractive": 1, "share": 0.25}
     assert s["edit_ratio"] == {"n": 3, "mean": 0.3, "median": 0.3, "p10": 0.14, "p90": 0.46,
