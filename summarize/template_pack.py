@@ -39,10 +39,12 @@ import yaml
 from summarize.errors import TemplateError
 from summarize.templates import (
     SUFFIX,
+    FrontMatterLoader,
     NoteTemplate,
     TemplateProblem,
     available_templates,
     check_template_text,
+    front_matter_yaml,
     template_dirs,
 )
 
@@ -172,7 +174,7 @@ def _front_matter_data(text: str) -> dict[str, Any] | None:
     if span is None:
         return None
     try:
-        data = yaml.safe_load(_normalize(text)[span[0] : span[1]])
+        data = front_matter_yaml(_normalize(text)[span[0] : span[1]])
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None
@@ -204,7 +206,10 @@ def _top_level(text: str, key: str) -> tuple[int, int, yaml.Node | None] | None:
     span = _front_matter(text)
     if span is None:
         return None
-    node = yaml.compose(text[span[0] : span[1]], Loader=yaml.SafeLoader)
+    try:
+        node = yaml.compose(text[span[0] : span[1]], Loader=FrontMatterLoader)
+    except yaml.YAMLError:
+        return None
     if not isinstance(node, yaml.MappingNode):
         return None
     for k, v in node.value:

@@ -600,6 +600,25 @@ def _key_line(node: yaml.Node | None, loc: Sequence[Any]) -> int:
     return _yaml_line(node, loc)
 
 
+class FrontMatterLoader(yaml.SafeLoader):
+    """YAML for a template's front matter: safe types, and no aliases (``*name``). Plain
+    metadata never needs them, and nested aliases ("billion laughs") expand a few hundred
+    bytes into billions of nodes: validation and pack import would hang."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in the front matter; write the value out",
+                event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+
+def front_matter_yaml(text: str) -> Any:
+    """``text`` parsed with :class:`FrontMatterLoader`."""
+    return yaml.load(text, Loader=FrontMatterLoader)  # noqa: S506 (a SafeLoader)
+
+
 def _duplicate_keys(node: yaml.Node | None, file: str) -> list[TemplateProblem]:
     out: list[TemplateProblem] = []
     if isinstance(node, yaml.MappingNode):
@@ -751,8 +770,8 @@ def _read_meta(
             None,
         )
     try:
-        node = yaml.compose(fm.yaml_text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(fm.yaml_text)
+        node = yaml.compose(fm.yaml_text, Loader=FrontMatterLoader)
+        data = front_matter_yaml(fm.yaml_text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1

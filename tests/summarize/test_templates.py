@@ -573,3 +573,18 @@ def test_the_note_cli_refuses_a_path_as_template(capsys: pytest.CaptureFixture[s
     assert main(["note", "--transcript", "/dev/null", "--template", "../../etc/passwd", "--no-llm"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a template id" in err
+
+
+@pytest.mark.timeout(60)  # 9^9 nodes if expanded: without the fix this hangs
+def test_yaml_aliases_in_the_front_matter_are_refused_not_expanded(tmp_path: Path) -> None:
+    """#17 item 5: a billion-laughs front matter hung validation and pack import."""
+    from summarize.template_pack import template_id_of
+    from summarize.templates import check_template_text
+
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    text = f"---\nid: latter\nversion: 1.0.0\n{laughs}---\n{{% extends '_base.md.j2' %}}\n"
+    tpl, problems = check_template_text(text, tmp_path / "latter.md.j2")
+    assert tpl is None and any("aliases" in p.message for p in problems)
+    assert template_id_of(text) is None  # the pack importer's reader refuses it too
