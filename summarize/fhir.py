@@ -160,6 +160,22 @@ def parse_subject(text: str | None) -> Subject:
         raise SinkConfigError(f"patient: {exc}") from None
 
 
+def certificate_problem(exc: BaseException) -> str | None:
+    """The TLS certificate failure behind a connection error ("self-signed certificate",
+    "unable to get local issuer certificate", a host name mismatch), or None."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return str(cur.verify_message or cur.reason or "verification failed")
+        text = str(cur)
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return text.split("certificate verify failed:", 1)[-1].strip(" ()") or "verification failed"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def note_identifier(patient: str, text: str) -> str:
     """The same approved text for the same patient always gets the same urn:uuid, in any
     run: sending again after an unknown outcome (the connection broke after the POST) is
@@ -329,6 +345,10 @@ class TokenSource:
             r = self._client.post(c.token_url, data={"grant_type": "client_credentials", "scope": c.scope},
                                   auth=(c.client_id, self._secret()), headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
+            problem = certificate_problem(exc)
+            if problem:
+                raise SinkAuthError(f"the token endpoint's TLS certificate is not trusted ({problem}): set "
+                                    "fhir.ca_bundle to the hospital's CA certificate (PEM)") from None
             raise SinkAuthError(f"the token endpoint {c.token_url} did not answer ({type(exc).__name__})") from None
         try:
             body = r.json()
@@ -486,6 +506,11 @@ class FhirDocumentReferenceSink:
             try:
                 r = self._request("POST", url, json=resource, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # not sent
+                problem = certificate_problem(exc)
+                if problem:  # retrying cannot help: say what is wrong and how to fix it
+                    raise SinkConfigError(
+                        f"the EPJ's TLS certificate is not trusted ({problem}): set fhir.ca_bundle to the "
+                        "hospital's CA certificate (PEM); nothing was sent") from None
                 last, kind = f"cannot connect ({type(exc).__name__})", "unavailable"
             except httpx.TimeoutException:
                 last, kind, uncertain = "no answer in time", "timeout", True

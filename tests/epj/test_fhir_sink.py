@@ -295,3 +295,69 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline(fhir_server: 
     assert not worker.is_alive(), "delivery still hanging"
     assert outcome and outcome[0].reference.startswith("DocumentReference/")  # found by its identifier
     assert len(stored(fhir_server, note)) == 1 and proxy.posts() == 1
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the kind a lab EPJ has), made with cryptography."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "epj.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    crt, pem = tmp_path / "epj.crt", tmp_path / "epj.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return crt, pem
+
+
+def test_an_untrusted_certificate_is_named_and_not_retried(tmp_path: Path) -> None:
+    """#17: a self-signed or unknown-CA EPJ was reported as "cannot connect (ConnectError)" and
+    retried three times. Now: one line naming the certificate problem and the setting."""
+    import http.server
+    import ssl
+    import threading
+
+    crt, key = _self_signed(tmp_path)
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    waits: list[float] = []
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/fhir"
+        sink = FhirDocumentReferenceSink(FhirConfig(base_url=url, author=AUTHOR, retries=3, backoff_s=1), patient=FNR,
+                                         sleep=waits.append)
+        with pytest.raises(SinkConfigError) as err:
+            sink.deliver(approved())
+        msg = str(err.value)
+        assert "certificate is not trusted" in msg and "self-signed" in msg and "fhir.ca_bundle" in msg
+        assert waits == [] and sink.attempts == 1 and hits == []  # not retried, nothing sent
+        trusted = FhirDocumentReferenceSink(config(url, ca_bundle=str(crt)), patient=FNR, **NO_SLEEP)
+        trusted.deliver(approved())  # with the hospital's CA configured, it goes
+        assert hits == ["/fhir/DocumentReference"]
+    finally:
+        server.shutdown()
