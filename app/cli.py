@@ -351,8 +351,11 @@ def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: li
             bar.close()
     utterances = utterances_from_segments(result.transcript.segments)
     result.transcript.clear()
+    args.audio_problem = None
     if result.error is not None:
         print(f"scribe: warning: {printable(str(result.error))} (drafting from what was transcribed)", file=sys.stderr)
+        args.audio_problem = (f"Opptaket ble bare lest til {_fmt_time(result.audio_s)} (filen er avkortet eller "
+                              "skadet); resten mangler i transkripsjonen og i notatet.")
     return utterances, time.perf_counter() - t0, engine, source.duration
 
 
@@ -487,6 +490,10 @@ def cmd_note(args: argparse.Namespace) -> int:
         if engine is not None:
             engine.close()
     stop_to_draft = time.perf_counter() - t0
+    if getattr(args, "audio_problem", None):  # a cut recording: the clinician must see it before approving
+        from summarize.types import Flag
+
+        result.draft.flags.insert(0, Flag("truncated_audio", args.audio_problem))
     timing = {
         "asr_s": round(asr_s, 3) if asr_s is not None else None,
         "draft_s": result.timing.get("draft_s"),

@@ -214,3 +214,17 @@ def test_a_note_from_empty_or_silent_audio_is_an_empty_draft_that_says_so(env, t
     assert p.returncode == 0, p.stderr
     assert "Ingen tale ble gjenkjent" in p.stdout and "Anamnese" in p.stdout
     assert "no speech was recognised" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_note_from_truncated_audio_carries_a_flag_that_blocks_approval(env, tmp_path: Path, clip_wav: Path) -> None:
+    """#17: a note from 1.8 s of a 240 s recording went out with rc 0. The cut is now the
+    draft's first flag; approval needs it accepted (here: the terminal's --approve)."""
+    cut = tmp_path / "cut.wav"
+    data = clip_wav.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    p = scribe(env, "note", str(cut), "--template", "allmennmedisin", "--no-llm", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["flags"][0]["kind"] == "truncated_audio"
+    assert "Opptaket ble bare lest til" in out["flags"][0]["text"] and "resten mangler" in out["flags"][0]["text"]
+    assert "truncated" in p.stderr
