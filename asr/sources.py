@@ -38,6 +38,22 @@ class AudioSource(Protocol):
     def close(self) -> None: ...
 
 
+def _cancels(block: np.ndarray) -> bool:
+    """The channels of ``block`` (frames x channels) cancel in the average: there is signal
+    (RMS above -60 dBFS), the channels are strongly anti-correlated, and the average keeps
+    under a tenth of the channels' energy."""
+    if len(block) < 160:
+        return False
+    power = float(np.mean(block * block))
+    if power < 1e-6:
+        return False
+    mix = block.mean(axis=1)
+    a, b = block[:, 0] - block[:, 0].mean(), block[:, 1] - block[:, 1].mean()
+    denom = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    corr = float(np.sum(a * b)) / denom if denom > 0 else 0.0
+    return corr < -0.8 and float(np.mean(mix * mix)) < 0.1 * power
+
+
 class Resampler:
     """Streaming conversion of any rate and channel count to 16 kHz mono float32.
 
@@ -61,7 +77,16 @@ class Resampler:
     def _mono(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block, dtype=np.float32)
         if block.ndim == 2:
-            block = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+            if block.shape[1] > 1 and not getattr(self, "_first_channel", False) and _cancels(block):
+                # one channel phase-inverted (a miswired XLR adapter, a stereo mic with a flipped
+                # capsule): the average is near silence. From here on the first channel is used.
+                self._first_channel = True
+                logger.warning("the input's channels cancel each other out (one is phase-inverted): "
+                               "using the first channel only")
+            if getattr(self, "_first_channel", False) or block.shape[1] == 1:
+                block = block[:, 0]
+            else:
+                block = block.mean(axis=1)
         return np.ascontiguousarray(block, dtype=np.float32)
 
     def process(self, block: np.ndarray) -> np.ndarray:

@@ -110,3 +110,22 @@ def test_resampler_streams_without_changing_pitch() -> None:
     spectrum = np.abs(np.fft.rfft(out[2000:18000]))
     peak_hz = np.argmax(spectrum) * SAMPLE_RATE / 16000
     assert peak_hz == pytest.approx(440, abs=2)
+
+
+def test_a_phase_inverted_stereo_file_is_not_cancelled_to_silence(tmp_path, king_audio) -> None:
+    """#17: a stereo file whose second channel is the first inverted averaged to silence (no
+    transcript at all). The cancelling is detected and the first channel used."""
+    import soundfile as sf
+
+    from asr.sources import decode_file
+
+    x = king_audio[: 16000 * 10]
+    path = tmp_path / "inverted.wav"
+    sf.write(path, np.stack([x, -x], axis=1), 16000)
+    audio, problem = decode_file(path)
+    assert problem is None and len(audio) == len(x)
+    assert float(np.mean(audio ** 2)) > 0.5 * float(np.mean(x ** 2))  # not silence
+    normal = tmp_path / "normal.wav"  # an ordinary stereo file is still averaged
+    sf.write(normal, np.stack([x, 0.5 * x], axis=1), 16000)
+    mixed, _ = decode_file(normal)
+    assert np.allclose(mixed, 0.75 * x, atol=2e-3)
