@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from summarize.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
+from summarize.injection import without_instructions
 from summarize.llm.base import LlmEngine
 from summarize.retractions import resolve_utterances
 from summarize.types import Dropped, FilteredTranscript, Flag, NoteDraft, Utterance
@@ -99,8 +100,11 @@ def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:
 
 
 def _verify(draft: NoteDraft, clean: Sequence[Utterance], all_utterances: Sequence[Utterance], verifier: Any) -> None:
+    from summarize.injection import instruction_flags
     from summarize.verify import uncertain_asr_flags
 
+    # instructions to the software first: the clinician reads them before anything else
+    draft.flags[:0] = instruction_flags(all_utterances, draft.text)
     if any(s.sentences for s in draft.sections):
         flags = verifier.verify(draft, list(clean))
         draft.flags.extend(flags)
@@ -127,7 +131,7 @@ def make_note(
     verifier = verifier or Verifier()
     t0 = time.perf_counter()
     filtered = smalltalk.filter(list(utterances))
-    clean = clean_mixed(filtered, smalltalk)
+    clean = without_instructions(clean_mixed(filtered, smalltalk))
     drafter = NoteDrafter(template, engine, options or DraftOptions(), on_progress=on_progress)
     # the drafter sees spoken self-corrections resolved ("50 … nei, 25 mg" → "25 mg"); the
     # verifier checks against the unresolved text, where it finds the retracted values
@@ -184,14 +188,14 @@ class IncrementalNote:
 
     def update(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> None:
         filtered = self._filter(utterances, restored)
-        self.incremental.update(resolve_utterances(clean_mixed(filtered, self.smalltalk, restored)))
+        self.incremental.update(resolve_utterances(without_instructions(clean_mixed(filtered, self.smalltalk, restored))))
 
     def finish(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteResult:
         """The draft after Stop; may be called again after the clinician changed the
         transcript (only what changed is drafted)."""
         t0 = time.perf_counter()
         filtered = self._filter(utterances, restored)
-        clean = clean_mixed(filtered, self.smalltalk, restored)
+        clean = without_instructions(clean_mixed(filtered, self.smalltalk, restored))
         draft = self.incremental.finish(resolve_utterances(clean), dropped=len(filtered.dropped))
         _verify(draft, clean, utterances, self.verifier)
         return NoteResult(
@@ -209,7 +213,8 @@ class IncrementalNote:
     def preview(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteDraft | None:
         """The draft so far while recording (only lines already drafted; no model call)."""
         filtered = self._filter(utterances, restored)
-        return self.incremental.preview(resolve_utterances(clean_mixed(filtered, self.smalltalk, restored)))
+        return self.incremental.preview(resolve_utterances(without_instructions(clean_mixed(filtered, self.smalltalk,
+                                                                                              restored))))
 
     def close(self) -> None:
         """The session ended (approved or discarded): nothing it drafted stays in memory."""
