@@ -39,6 +39,7 @@ import datetime as _dt
 import logging
 import os
 import re
+import threading
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ ENV_VAR = "SCRIBE_TEMPLATE_DIR"
 SUFFIX = ".md.j2"
 STANDARD_SECTIONS = ("anamnese", "vurdering", "plan")
 MAX_OUTPUT_CHARS = 200_000
+RENDER_TIME_LIMIT_S = 5.0  # a note renders in milliseconds; validation renders a few samples
 _MAX_REPEAT = 100_000  # longest string/list a template may build with '*'
 _warned: set[Path] = set()
 
@@ -407,19 +409,67 @@ class NoteTemplate:
         return self.render(self.sample_draft(extractive=extractive), {"date": "01.01.2000"})
 
     def _render(self, context: dict[str, Any], detail: bool = True) -> str:
-        """``detail=False`` (real drafts): no exception text that could quote the note."""
+        """``detail=False`` (real drafts): no exception text that could quote the note.
+
+        Bounded: the output is counted as it is produced (over :data:`MAX_OUTPUT_CHARS` it
+        stops, before a huge text is built), and a render that takes longer than
+        :data:`RENDER_TIME_LIMIT_S` (nested loops) is interrupted in its thread."""
         try:
             jt = self._env.get_template(self.path.name)
-            out = jt.render(context)
         except Exception as exc:  # every Jinja and Python error becomes a problem
             raise _RenderFailure(_problem_from_exception(exc, self.path, detail)) from None
-        if len(out) > MAX_OUTPUT_CHARS:
-            raise _RenderFailure(
-                TemplateProblem(
-                    str(self.path), 1, f"the rendered note is too long ({len(out)} characters)"
-                )
-            )
-        return _tidy(out)
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["out"] = _bounded_join(jt.generate(context))
+            except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread)
+                result["exc"] = exc
+
+        worker = threading.Thread(target=work, name="template-render", daemon=True)
+        worker.start()
+        worker.join(RENDER_TIME_LIMIT_S)
+        if worker.is_alive():
+            _interrupt(worker)
+            worker.join(1.0)
+            raise _RenderFailure(TemplateProblem(
+                str(self.path), 1, f"the template takes too long to render (over {RENDER_TIME_LIMIT_S:g} s): "
+                "a loop that is too large?"))
+        exc = result.get("exc")
+        if isinstance(exc, _TooLong):
+            raise _RenderFailure(TemplateProblem(
+                str(self.path), 1, f"the rendered note is too long (over {MAX_OUTPUT_CHARS} characters)"))
+        if exc is not None:
+            raise _RenderFailure(_problem_from_exception(exc, self.path, detail)) from None
+        return _tidy(result["out"])
+
+
+class _TooLong(Exception):
+    pass
+
+
+class _RenderTimeout(Exception):
+    pass
+
+
+def _bounded_join(chunks: Any) -> str:
+    parts: list[str] = []
+    n = 0
+    for chunk in chunks:
+        n += len(chunk)
+        if n > MAX_OUTPUT_CHARS:
+            raise _TooLong
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise :class:`_RenderTimeout` inside ``thread`` (checked between Python bytecodes,
+    which is what a Jinja template runs)."""
+    import ctypes
+
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_RenderTimeout))
 
 
 class _RenderFailure(Exception):

@@ -588,3 +588,22 @@ def test_yaml_aliases_in_the_front_matter_are_refused_not_expanded(tmp_path: Pat
     tpl, problems = check_template_text(text, tmp_path / "latter.md.j2")
     assert tpl is None and any("aliases" in p.message for p in problems)
     assert template_id_of(text) is None  # the pack importer's reader refuses it too
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("body, problem", [
+    # nested loops: 10^10 iterations, no output
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "too long to render"),
+    # loops over a long string, nested
+    ("{% set s = 'x' * 90000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}", "too long to render"),
+    # output of gigabytes, a little at a time
+    ("{% set s = 'x' * 90000 %}{% for i in range(100000) %}{{ s }}{% endfor %}", "too long (over"),
+])
+def test_a_template_that_would_hang_or_fill_memory_is_stopped(tmp_path: Path, body: str, problem: str) -> None:
+    """#17 item 5: such templates hung validation and import, or allocated ~2 GB per render."""
+    from summarize.templates import check_template_text
+
+    base = (BUILTIN_DIR / "allmennmedisin.md.j2").read_text(encoding="utf-8")
+    text = base.replace("id: allmennmedisin", "id: tung") + "\n{% block footer %}" + body + "{{ super() }}{% endblock %}\n"
+    tpl, problems = check_template_text(text, tmp_path / "tung.md.j2", [BUILTIN_DIR])
+    assert tpl is None and any(problem in p.message for p in problems), [p.message for p in problems]
