@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from summarize.types import Flag, Utterance
 
@@ -94,3 +95,35 @@ def instruction_flags(utterances: Sequence[Utterance], draft_text: str = "") -> 
         flags.append(Flag("instruction_in_draft",
                           f"Utkastet inneholder en instruks («{found[1]}»): fjern den, og les utkastet nøye."))
     return flags
+
+
+_PRESCRIBING = re.compile(
+    r"\b(?:start\w*|begyn\w*|øk\w*|auk\w*|reduser\w*|trapp\w*|skal ha|skal ta|får|gis|gitt|gjeve|forskriv\w*|"
+    r"resept\w*|ordiner\w*|sett\w* opp|nå,? deretter|x \d)\b", re.IGNORECASE)
+
+
+def drug_source_flags(draft: Any, utterances: Sequence[Utterance]) -> list[Flag]:
+    """A sentence that prescribes (start, change, "skal ha", a dose schedule "x 2") a drug
+    with a dose, resting only on what the patient or a relative said: a prescription comes
+    from the clinician. (A patient's own medicines, "Bruker metformin 500 mg", are history,
+    not flagged: they carry no prescribing word; "x 2" is, so "Metformin 500 mg x 2" from the
+    patient alone is flagged for the clinician to confirm.)"""
+    from summarize.numbers import extract_quantities, normalize_numbers
+    from summarize.verify import find_drugs
+
+    speaker = {u.id: u.speaker for u in utterances}
+    out = []
+    for section in draft.sections:
+        for sentence in section.sentences:
+            ids = [i for i in sentence.evidence if i in speaker]
+            if not ids or any(speaker[i] in ("lege", None) for i in ids):
+                continue
+            norm = normalize_numbers(sentence.text)
+            if not find_drugs(norm, fuzzy=False) or not _PRESCRIBING.search(norm):
+                continue
+            if not any(q.kind == "dose" for q in extract_quantities(norm, normalized=True)):
+                continue
+            out.append(Flag("drug_not_from_clinician", sentence.text, section.id,
+                            "legemiddel med dose som bare pasient eller pårørende har sagt: en forskrivning "
+                            "kommer fra legen; kontroller"))
+    return out

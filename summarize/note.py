@@ -100,11 +100,11 @@ def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:
 
 
 def _verify(draft: NoteDraft, clean: Sequence[Utterance], all_utterances: Sequence[Utterance], verifier: Any) -> None:
-    from summarize.injection import instruction_flags
+    from summarize.injection import drug_source_flags, instruction_flags
     from summarize.verify import uncertain_asr_flags
 
     # instructions to the software first: the clinician reads them before anything else
-    draft.flags[:0] = instruction_flags(all_utterances, draft.text)
+    draft.flags[:0] = instruction_flags(all_utterances, draft.text) + drug_source_flags(draft, all_utterances)
     if any(s.sentences for s in draft.sections):
         flags = verifier.verify(draft, list(clean))
         draft.flags.extend(flags)
