@@ -94,13 +94,18 @@ def test_realtime_text_output(env: dict[str, str], king_audio: np.ndarray, tmp_p
     assert "RTF" in p.stderr
 
 
-@pytest.mark.parametrize("kind", ["empty", "silent"])
-def test_empty_or_silent_audio_is_an_empty_transcript_with_a_note(env, tmp_path: Path, kind: str) -> None:
+def _empty_or_silent(tmp_path: Path, kind: str) -> Path:
     path = tmp_path / f"{kind}.wav"
     if kind == "empty":
         path.write_bytes(b"")
     else:
         sf.write(path, np.zeros(SAMPLE_RATE * 3, np.float32), SAMPLE_RATE)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "silent"])
+def test_empty_or_silent_audio_is_an_empty_transcript_with_a_note(env, tmp_path: Path, kind: str) -> None:
+    path = _empty_or_silent(tmp_path, kind)
     p = scribe(env, "transcribe", str(path), "--json")
     assert p.returncode == 0, p.stderr
     rows = [json.loads(line) for line in p.stdout.splitlines()]
@@ -205,11 +210,7 @@ def test_ctrl_c_ends_cleanly_and_flushes(env: dict[str, str], king_audio: np.nda
 @pytest.mark.parametrize("kind", ["empty", "silent"])
 def test_a_note_from_empty_or_silent_audio_is_an_empty_draft_that_says_so(env, tmp_path: Path, kind: str) -> None:
     """#17: the README says silent or empty audio is not an error; `scribe note` agrees."""
-    path = tmp_path / f"{kind}.wav"
-    if kind == "empty":
-        path.write_bytes(b"")
-    else:
-        sf.write(path, np.zeros(SAMPLE_RATE * 3, np.float32), SAMPLE_RATE)
+    path = _empty_or_silent(tmp_path, kind)
     p = scribe(env, "note", str(path), "--template", "allmennmedisin", "--no-llm")
     assert p.returncode == 0, p.stderr
     assert "Ingen tale ble gjenkjent" in p.stdout and "Anamnese" in p.stdout
