@@ -35,6 +35,13 @@ class NoteResult:
         return self.draft.flags
 
 
+def for_drafting(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[int] = ()) -> list[Utterance]:
+    """What the drafter and the verifier work from: the kept utterances without their
+    social sentences (:func:`clean_mixed`) and without instructions to the software
+    (:func:`summarize.injection.without_instructions`)."""
+    return without_instructions(clean_mixed(filtered, smalltalk, keep))
+
+
 def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[int] = ()) -> list[Utterance]:
     """Kept utterances with their purely social sentences removed.
 
@@ -131,7 +138,7 @@ def make_note(
     verifier = verifier or Verifier()
     t0 = time.perf_counter()
     filtered = smalltalk.filter(list(utterances))
-    clean = without_instructions(clean_mixed(filtered, smalltalk))
+    clean = for_drafting(filtered, smalltalk)
     drafter = NoteDrafter(template, engine, options or DraftOptions(), on_progress=on_progress)
     # the drafter sees spoken self-corrections resolved ("50 … nei, 25 mg" → "25 mg"); the
     # verifier checks against the unresolved text, where it finds the retracted values
@@ -188,14 +195,14 @@ class IncrementalNote:
 
     def update(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> None:
         filtered = self._filter(utterances, restored)
-        self.incremental.update(resolve_utterances(without_instructions(clean_mixed(filtered, self.smalltalk, restored))))
+        self.incremental.update(resolve_utterances(for_drafting(filtered, self.smalltalk, restored)))
 
     def finish(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteResult:
         """The draft after Stop; may be called again after the clinician changed the
         transcript (only what changed is drafted)."""
         t0 = time.perf_counter()
         filtered = self._filter(utterances, restored)
-        clean = without_instructions(clean_mixed(filtered, self.smalltalk, restored))
+        clean = for_drafting(filtered, self.smalltalk, restored)
         draft = self.incremental.finish(resolve_utterances(clean), dropped=len(filtered.dropped))
         _verify(draft, clean, utterances, self.verifier)
         return NoteResult(
@@ -213,8 +220,7 @@ class IncrementalNote:
     def preview(self, utterances: Sequence[Utterance], restored: Collection[int] = ()) -> NoteDraft | None:
         """The draft so far while recording (only lines already drafted; no model call)."""
         filtered = self._filter(utterances, restored)
-        return self.incremental.preview(resolve_utterances(without_instructions(clean_mixed(filtered, self.smalltalk,
-                                                                                              restored))))
+        return self.incremental.preview(resolve_utterances(for_drafting(filtered, self.smalltalk, restored)))
 
     def close(self) -> None:
         """The session ended (approved or discarded): nothing it drafted stays in memory."""

@@ -41,6 +41,11 @@ def parse_text(text: str) -> list[Utterance]:
     return out
 
 
+def _int_as_float(cls: type, v: object) -> object:
+    """Strict floats refuse 3; a whole number is a number (a boolean is not)."""
+    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
 class _WordRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -49,10 +54,7 @@ class _WordRecord(BaseModel):
     end: float = Field(ge=0, allow_inf_nan=False)
     probability: float = Field(default=1.0, ge=0, le=1, allow_inf_nan=False)
 
-    @field_validator("start", "end", "probability", mode="before")
-    @classmethod
-    def _int_is_a_number(cls, v: object) -> object:  # strict floats refuse 3; 3 is fine
-        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    _numbers = field_validator("start", "end", "probability", mode="before")(classmethod(_int_as_float))
 
 
 class _SegmentRecord(BaseModel):
@@ -68,10 +70,7 @@ class _SegmentRecord(BaseModel):
     speaker: str | None = None
     words: list[_WordRecord] = Field(default_factory=list)
 
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _int_is_a_number(cls, v: object) -> object:
-        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    _numbers = field_validator("start", "end", mode="before")(classmethod(_int_as_float))
 
 
 def _first_problem(exc: ValidationError) -> str:
