@@ -629,6 +629,8 @@ def test_connection_failure_shows_one_line_error(qtbot: QtBot, cfg: Path) -> Non
     qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "cannot connect" in dlg.test_result.text(), timeout=10_000)
     assert "\n" not in dlg.test_result.text() and dlg.test_busy.isHidden()
+    # the result reaches the label before the worker's thread is torn down (a race in CI)
+    qtbot.waitUntil(lambda: dlg.runner.busy == 0, timeout=5000)
     fill_epj(dlg, base_url="ftp://x")  # invalid in the form: no background work at all
     qtbot.mouseClick(dlg.test_button, Qt.MouseButton.LeftButton)
     assert "fhir.base_url" in dlg.test_result.text() and dlg.runner.busy == 0
