@@ -54,6 +54,7 @@ _DIGITS = re.compile(r"^\d+(?:[.,]\d+)?$")
 _GLUED_UNIT = re.compile(r"^(\d+(?:[.,]\d+)?)([a-zµ]+)$")
 _TOKEN = re.compile(r"[^\W_]+(?:[.,]\d+)?|%")
 _SLASH_VALUES = re.compile(r"\b\d{2,3}\s*/\s*\d{2,3}\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PER = set("om i per pr hver hvert ganger".split())
 _PERIOD = set("dag dagen døgn døgnet uke uka uken minutt minuttet time timen".split())
 _INTERVAL = set("dag dager dagen uke uker uka måned måneder år mnd".split())
@@ -563,7 +564,7 @@ class SmallTalkFilter:
             return Decision(True, "klinisk innhold")
         if c.social:
             return self._social(i, utts, cues, done)
-        return self._by_context(i, cues, done)
+        return self._by_context(i, utts, cues, done)
 
     def _social(
         self, i: int, utts: Sequence[Utterance], cues: Sequence[Cues], done: Sequence[Decision]
@@ -572,15 +573,21 @@ class SmallTalkFilter:
         social words may matter to the note (then kept, and ambiguous)."""
         c = cues[i]
         reason = _social_reason(c)
+        answers = self._answers_clinical_question(i, utts, cues, done)
         if c.weak_clinical:
+            if _laughs(c) and not answers and done and not done[-1].keep:
+                # banter ("Jeg har prøvd meg på det, men det ble mest floker, hehe")
+                return Decision(False, reason, True, reason)
             return Decision(True, "blandet (svakt klinisk ord)", True, reason)
-        if self._answers_clinical_question(i, utts, cues, done):
+        if answers:
             return Decision(True, "svar på klinisk spørsmål", True, reason)
         if self._isolated_question(i, cues):
             return Decision(True, "enkeltstående spørsmål midt i klinisk samtale", True, reason)
         return Decision(False, reason, False, reason)
 
-    def _by_context(self, i: int, cues: Sequence[Cues], done: Sequence[Decision]) -> Decision:
+    def _by_context(
+        self, i: int, utts: Sequence[Utterance], cues: Sequence[Cues], done: Sequence[Decision]
+    ) -> Decision:
         """No cues of its own: inherit from the turn before (the next one for the first)."""
         c = cues[i]
         nxt = cues[i + 1].own if i + 1 < len(cues) else "none"
@@ -592,6 +599,15 @@ class SmallTalkFilter:
             return Decision(True, "ingen holdepunkter")
         prev = done[-1]
         if prev.keep:
+            if (
+                not c.clinical
+                and c.words <= self.options.reply_max_words
+                and _other_speaker(utts[i - 1], utts[i])
+                and self._ends_social(utts[i - 1].text, utts[i].text)
+            ):
+                # a reply answers the last thing said: a mixed turn that ended in small talk
+                # ("... Og dere har vært i Vietnam?" - "Ja, tre uker, så heldig vi var!")
+                return Decision(False, "svar på småprat", True, "svar på småprat", inherited=True)
             return Decision(True, "sammenheng: klinisk")
         chain = 0  # words dropped in a row since the last segment with a social cue
         for k in range(len(done) - 1, -1, -1):
@@ -609,6 +625,20 @@ class SmallTalkFilter:
             )
         return Decision(True, "langt segment uten holdepunkter", True, "småprat (sammenheng)")
 
+    def _ends_social(self, text: str, reply: str) -> bool:
+        """The turn ends in a sentence of small talk by its own words, and ``reply`` takes
+        up no word of the turn's other sentences (then it follows those: "… masse
+        oppvask … Kaffen er grusom, hehe." - "Bruker du hansker når du tar oppvasken?").
+        A one-sentence turn with social cues was judged as a whole: False."""
+        sentences = [x for x in _SENTENCE_END.split(text.strip()) if x.strip()]
+        if len(sentences) < 2:
+            return False
+        last = self.analyse(sentences[-1])
+        if not last.social or last.clinical:
+            return False
+        earlier = {t[:5] for t in _tokens(" ".join(sentences[:-1])) if len(t) >= 5}
+        return not any(t[:5] in earlier for t in _tokens(reply) if len(t) >= 5)
+
     @staticmethod
     def _answers_clinical_question(
         i: int, utts: Sequence[Utterance], cues: Sequence[Cues], done: Sequence[Decision]
@@ -617,8 +647,7 @@ class SmallTalkFilter:
         or the holiday ("Hva får deg ut av senga?" - "Det er vel hunden.")."""
         if i == 0 or not done[-1].keep or not cues[i - 1].question or _laughs(cues[i]):
             return False
-        a, b = utts[i - 1].speaker, utts[i].speaker
-        return a is None or b is None or a != b
+        return _other_speaker(utts[i - 1], utts[i])
 
     @staticmethod
     def _isolated_question(i: int, cues: Sequence[Cues]) -> bool:
@@ -673,6 +702,11 @@ class SmallTalkFilter:
         if answer is None:
             logger.info("small-talk LLM check: answer was not ja/nei; segment kept")
         return answer
+
+
+def _other_speaker(a: Utterance, b: Utterance) -> bool:
+    """``b`` may answer ``a``: another speaker, or the speakers are not known."""
+    return a.speaker is None or b.speaker is None or a.speaker != b.speaker
 
 
 def _laughs(c: Cues) -> bool:
