@@ -962,6 +962,8 @@ class MainWindow(QMainWindow):
         lay.addWidget(editor)
         dlg.resize(1200, 800)
         dlg.exec()
+        editor.wait_idle()  # a check or an import on its worker thread must end first
+        dlg.deleteLater()
 
     # -- state of the buttons ---------------------------------------------------------
     def _refresh_buttons(self) -> None:

@@ -7,16 +7,23 @@ superuser mode. Everything template-specific is done by the Qt-free
 The preview renders the edited template against a shared test consultation with the
 extractive drafter (no language model, instant). Its text lives only in the widget:
 nothing here writes or logs transcript or note text.
+
+What the superuser starts (the check while typing, opening a template from the list, a
+pack import) runs on a worker thread: a hostile template may take the render limit of
+5 s, and the window must not freeze meanwhile. ``validate_now`` and ``import_pack_from``
+do the same work synchronously, for scripts and tests.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal
+from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -38,6 +45,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QTextEdit,
@@ -45,6 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui import workers
 from app.gui.i18n import text as _t
 from summarize.errors import TemplateError
 from summarize.template_pack import (
@@ -106,6 +115,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "folder_error": "Malmappen {dir} kan ikke brukes: {why}",
         "position": "Linje {line}, kolonne {col}",
         "invalid_version": "«{version}» er ikke en gyldig versjon (MAJOR.MINOR.PATCH)",
+        "checking": "Kontrollerer malen …",
+        "importing": "Importerer {path} …",
     },
     "en": {
         "templates": "Templates",
@@ -148,6 +159,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "folder_error": "The template folder {dir} cannot be used: {why}",
         "position": "Line {line}, column {col}",
         "invalid_version": "'{version}' is not a valid version (MAJOR.MINOR.PATCH)",
+        "checking": "Checking the template …",
+        "importing": "Importing {path} …",
     },
 }
 
@@ -276,6 +289,29 @@ class TemplateHighlighter(QSyntaxHighlighter):
 
 
 # -- the editor ------------------------------------------------------------------------------
+def _is_mine(p: TemplateProblem, directory: Path, name: str) -> bool:
+    """The problem is in the edited file (not in a shared file it uses)."""
+    return p.file == str(directory / name) or Path(p.file).name == name
+
+
+def _problem_label(p: TemplateProblem, directory: Path, name: str) -> str:
+    if _is_mine(p, directory, name):
+        return _t(_TEXT, "problem_line", line=p.line, message=p.message)
+    return _t(_TEXT, "problem_other", file=Path(p.file).name, line=p.line, message=p.message)
+
+
+@dataclass(slots=True)
+class _Checked:
+    """What one check of the text found: the template (None if invalid), its problems and
+    the preview's text."""
+
+    source: str
+    consultation: str | None
+    template: Any
+    problems: list[TemplateProblem]
+    preview: str
+
+
 class TemplateEditor(QWidget):
     """Edit the note templates of one folder: validate while typing, preview, save with a
     change note (the version is bumped), export and import template packs."""
@@ -303,11 +339,16 @@ class TemplateEditor(QWidget):
         self._utterances: dict[Path, Any] = {}
         self._smalltalk: Any = None
         self._verifier: Any = None
+        self.runner = workers.Runner(self)
+        self._checking = False  # a check runs on a worker thread
+        self._check_again = False  # the text or the consultation changed meanwhile
+        self._importing: Path | None = None
+        self._import_overwrite = False
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(_DEBOUNCE_MS)
-        self._timer.timeout.connect(self.validate_now)
+        self._timer.timeout.connect(self.validate_in_background)
         self._build()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -351,6 +392,11 @@ class TemplateEditor(QWidget):
         form.addRow(_t(_TEXT, "change_note"), self.change_note)
 
         self.problem_label = QLabel(_t(_TEXT, "problems"))
+        self.busy = QProgressBar()  # indeterminate while a check or an import runs
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumHeight(10)
+        self.busy.setTextVisible(False)
+        self.busy.hide()
         self.problem_list = QListWidget()
         self.problem_list.setMaximumHeight(140)
         self.problem_list.itemClicked.connect(self._on_problem_clicked)
@@ -364,6 +410,7 @@ class TemplateEditor(QWidget):
         cv.addWidget(self.editor, 1)
         cv.addWidget(self.position_label)
         cv.addWidget(self.problem_label)
+        cv.addWidget(self.busy)
         cv.addWidget(self.problem_list)
 
         self.consultation_box = QComboBox()
@@ -462,8 +509,9 @@ class TemplateEditor(QWidget):
         """True when the text differs from the text as opened or last saved."""
         return self.editor.toPlainText() != self._saved_text
 
-    def open_template(self, template_id: str) -> bool:
-        """Load a template into the editor (unsaved changes are dropped)."""
+    def open_template(self, template_id: str, *, background: bool = False) -> bool:
+        """Load a template into the editor (unsaved changes are dropped) and check it (on a
+        worker thread with ``background``)."""
         path = self._available().get(template_id)
         if path is None:
             self._status(_t(_TEXT, "not_saved", why=f"unknown template {template_id!r}"),
@@ -483,7 +531,11 @@ class TemplateEditor(QWidget):
         self.change_note.clear()
         self._status("")
         self.refresh_list()
-        self.validate_now()
+        if background:
+            self.version_edit.setText(self._loaded_version or "")
+            self.validate_in_background()
+        else:
+            self.validate_now()
         return True
 
     def _on_list_changed(self, current: QListWidgetItem | None,
@@ -506,7 +558,7 @@ class TemplateEditor(QWidget):
                     self.template_list.setCurrentItem(previous)
                     self.template_list.blockSignals(False)
                 return
-        self.open_template(tid)
+        self.open_template(tid, background=True)
 
     # -- editing -----------------------------------------------------------------------------
     def _set_text(self, text: str, *, replace_all: bool = False) -> None:
@@ -560,7 +612,7 @@ class TemplateEditor(QWidget):
             self.version_edit.setText(version_of(source) or "")
             return
         self._set_text(new_text)
-        self.validate_now()
+        self.validate_in_background()
 
     def go_to_line(self, line: int) -> None:
         """Put the cursor at the start of ``line`` (1-based) and show it."""
@@ -582,26 +634,82 @@ class TemplateEditor(QWidget):
         return list(self._problems)
 
     def validate_now(self) -> list[TemplateProblem]:
-        """Validate the text now (typing does it 300 ms after the last key), update the
-        problem list, the red lines, the version field and the preview."""
+        """Validate the text now, on this thread, and show the result (problem list, red
+        lines, version field, preview); the editor itself checks on a worker thread
+        300 ms after the last key (:meth:`validate_in_background`)."""
         self._timer.stop()
-        source = self.editor.toPlainText()
+        checked = self._check(self.editor.toPlainText(), self._consultation())
+        self._apply(checked)
+        return list(checked.problems)
+
+    def validate_in_background(self) -> None:
+        """Check the text on a worker thread; the result is shown when it comes, unless
+        the text changed meanwhile (then it is checked again)."""
+        self._timer.stop()
+        if self._checking:
+            self._check_again = True
+            return
+        self._checking = True
+        self._check_again = False
+        self._show_busy()
+        task = workers.TaskWorker(
+            functools.partial(self._check, self.editor.toPlainText(), self._consultation())
+        )
+        task.result.connect(self._on_checked)
+        task.failed.connect(self._on_check_failed)
+        self.runner.start(task)
+
+    def is_checking(self) -> bool:
+        """True while a check runs on a worker thread (or one is due after typing)."""
+        return self._checking or self._timer.isActive()
+
+    @Slot(object)
+    def _on_checked(self, checked: object) -> None:
+        self._checking = False
+        assert isinstance(checked, _Checked)
+        current = (self.editor.toPlainText(), self._consultation())
+        if self._check_again or (checked.source, checked.consultation) != current:
+            self.validate_in_background()  # stale: what is on screen was not checked
+            return
+        self._show_busy()
+        self._apply(checked)
+
+    @Slot(str)
+    def _on_check_failed(self, why: str) -> None:
+        self._checking = False
+        self._show_busy()
+        self._status(_t(_TEXT, "preview_failed", why=why), error=True)
+
+    def _show_busy(self) -> None:
+        busy = self._checking or self._importing is not None
+        self.busy.setVisible(busy)
+        if self._checking:
+            self.problem_label.setText(_t(_TEXT, "checking"))
+            self.problem_label.setStyleSheet("")
+
+    def _consultation(self) -> str | None:
+        data = self.consultation_box.currentData()
+        return str(data) if data else None
+
+    def _check(self, source: str, consultation: str | None) -> _Checked:
+        """Validate ``source`` and render its preview; no widget is touched (runs on a
+        worker thread)."""
         name = name_for(source)
         tpl, problems = check_text(source, name, self.directory)
+        preview = self._preview_for(tpl, consultation, problems, name)
+        return _Checked(source, consultation, tpl, problems, preview)
+
+    def _apply(self, checked: _Checked) -> None:
+        source, problems = checked.source, checked.problems
+        name = name_for(source)
         self._problems = problems
         self._validated = True
 
-        own = str(self.directory / name)
         self.problem_list.clear()
         selections: list[QTextEdit.ExtraSelection] = []
         for p in problems:
-            mine = p.file == own or Path(p.file).name == name
-            label = (
-                _t(_TEXT, "problem_line", line=p.line, message=p.message)
-                if mine
-                else _t(_TEXT, "problem_other", file=Path(p.file).name, line=p.line,
-                        message=p.message)
-            )
+            mine = _is_mine(p, self.directory, name)
+            label = _problem_label(p, self.directory, name)
             item = QListWidgetItem(label)
             item.setToolTip(label)
             item.setForeground(QColor("#b00020"))
@@ -635,9 +743,8 @@ class TemplateEditor(QWidget):
         self.version_hint.setText(hint)
 
         self._update_save_enabled()
-        self._render_preview(tpl)
+        self.preview.setPlainText(checked.preview)
         self.problems_changed.emit(len(problems))
-        return list(problems)
 
     def _update_save_enabled(self) -> None:
         ok = (
@@ -684,33 +791,27 @@ class TemplateEditor(QWidget):
         return self.preview.toPlainText()
 
     def _update_preview(self) -> None:
-        source = self.editor.toPlainText()
-        if not source.strip():
+        if not self.editor.toPlainText().strip():
             self.preview.setPlainText("")
             return
-        tpl, _ = check_text(source, name_for(source), self.directory)
-        self._render_preview(tpl)
+        self.validate_in_background()
 
-    def _render_preview(self, tpl: Any) -> None:
+    def _preview_for(self, tpl: Any, consultation: str | None,
+                     problems: list[TemplateProblem], name: str) -> str:
         if tpl is None:
             lines = [_t(_TEXT, "preview_invalid"), ""]
-            lines += [str(self.problem_list.item(i).text())
-                      for i in range(min(self.problem_list.count(), 10))]
-            self.preview.setPlainText("\n".join(lines))
-            return
+            lines += [_problem_label(p, self.directory, name) for p in problems[:10]]
+            return "\n".join(lines)
         try:
-            data = self.consultation_box.currentData()
-            if data:
-                result = self._draft(Path(str(data)), tpl)
-                out = tpl.render(result.draft)
-            else:
-                out = tpl.render_sample()
+            if consultation:
+                result = self._draft(Path(consultation), tpl)
+                return str(tpl.render(result.draft))
+            return str(tpl.render_sample())
         except TemplateError as exc:
-            out = _t(_TEXT, "preview_failed", why=exc)
+            return _t(_TEXT, "preview_failed", why=exc)
         except Exception as exc:  # the preview must never take the editor down
             logger.debug("template preview failed: %s", type(exc).__name__)
-            out = _t(_TEXT, "preview_failed", why=type(exc).__name__)
-        self.preview.setPlainText(out)
+            return _t(_TEXT, "preview_failed", why=type(exc).__name__)
 
     def _draft(self, consultation: Path, tpl: Any) -> Any:
         from summarize.note import make_note
@@ -797,17 +898,67 @@ class TemplateEditor(QWidget):
     def import_pack_from(
         self, path: Path, *, overwrite_newer: bool = False
     ) -> list[ImportedTemplate] | None:
-        """Import a template pack into the folder (all or nothing); the open template is
-        reloaded when the pack replaced it and it had no unsaved changes."""
+        """Import a template pack into the folder (all or nothing), on this thread; the
+        open template is reloaded when the pack replaced it and it had no unsaved changes.
+        The Import button does the same on a worker thread (:meth:`import_in_background`)."""
         try:
-            results = import_pack(Path(path), self.directory, overwrite_newer=overwrite_newer)
+            results = _import(Path(path), self.directory, overwrite_newer)
         except TemplateError as exc:
             self._status(_t(_TEXT, "import_failed", why=exc), error=True)
             return None
-        except Exception as exc:
-            logger.warning("importing a template pack failed: %s", type(exc).__name__)
-            self._status(_t(_TEXT, "import_failed", why=type(exc).__name__), error=True)
-            return None
+        self._after_import(Path(path), results, background=False)
+        return results
+
+    def import_in_background(self, path: Path, *, overwrite_newer: bool = False) -> bool:
+        """Start importing ``path`` on a worker thread (False if an import already runs);
+        a progress bar shows meanwhile, and the Import button is off."""
+        if self._importing is not None:
+            return False
+        self._importing = Path(path)
+        self._import_overwrite = overwrite_newer
+        self.import_button.setEnabled(False)
+        self._status(_t(_TEXT, "importing", path=Path(path).name))
+        self._show_busy()
+        task = workers.TaskWorker(
+            functools.partial(_import, Path(path), self.directory, overwrite_newer)
+        )
+        task.result.connect(self._on_imported)
+        task.failed.connect(self._on_import_failed)
+        self.runner.start(task)
+        return True
+
+    def is_importing(self) -> bool:
+        return self._importing is not None
+
+    @Slot(object)
+    def _on_imported(self, results: object) -> None:
+        path, overwrite = self._end_import()
+        assert isinstance(results, list)
+        self._after_import(path, results, background=True)
+        kept = [r for r in results if not r.written and not r.reason.startswith("identical")]
+        if overwrite or not kept:
+            return
+        items = "\n".join(f"• {r.name}: {r.reason}" for r in kept)
+        answer = QMessageBox.question(
+            self, _t(_TEXT, "import_title"), _t(_TEXT, "overwrite_q", items=items),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.import_in_background(path, overwrite_newer=True)
+
+    @Slot(str)
+    def _on_import_failed(self, why: str) -> None:
+        self._end_import()
+        self._status(_t(_TEXT, "import_failed", why=why), error=True)
+
+    def _end_import(self) -> tuple[Path, bool]:
+        path, self._importing = self._importing or Path("?"), None
+        self.import_button.setEnabled(True)
+        self._show_busy()
+        return path, self._import_overwrite
+
+    def _after_import(self, path: Path, results: list[ImportedTemplate], *, background: bool) -> None:
         written = [r for r in results if r.written]
         reopen = (
             self._loaded_id is not None
@@ -816,12 +967,20 @@ class TemplateEditor(QWidget):
         )
         self.refresh_list()
         if reopen and self._loaded_id is not None:
-            self.open_template(self._loaded_id)
-        elif written:
-            self.validate_now()  # new shared files may change the open template
-        self._status(_t(_TEXT, "imported", path=Path(path).name, written=len(written),
+            self.open_template(self._loaded_id, background=background)
+        elif written:  # new shared files may change the open template
+            (self.validate_in_background if background else self.validate_now)()
+        self._status(_t(_TEXT, "imported", path=path.name, written=len(written),
                         skipped=len(results) - len(written)))
-        return results
+
+    def wait_idle(self, ms: int = 60_000) -> bool:
+        """Wait for a running check or import (closing the editor); True if none is left."""
+        return self.runner.wait_all(ms)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        self._timer.stop()
+        self.wait_idle()
+        super().closeEvent(event)
 
     def _on_export_clicked(self) -> None:
         name, _ = QFileDialog.getSaveFileName(
@@ -838,17 +997,17 @@ class TemplateEditor(QWidget):
         name, _ = QFileDialog.getOpenFileName(
             self, _t(_TEXT, "import_title"), str(self.directory), _t(_TEXT, "pack_filter")
         )
-        if not name:
-            return
-        results = self.import_pack_from(Path(name))
-        kept = [r for r in results or [] if not r.written and not r.reason.startswith("identical")]
-        if not kept:
-            return
-        items = "\n".join(f"• {r.name}: {r.reason}" for r in kept)
-        answer = QMessageBox.question(
-            self, _t(_TEXT, "import_title"), _t(_TEXT, "overwrite_q", items=items),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            self.import_pack_from(Path(name), overwrite_newer=True)
+        if name:
+            self.import_in_background(Path(name))
+
+
+def _import(path: Path, directory: Path, overwrite_newer: bool) -> list[ImportedTemplate]:
+    """Import a pack; any failure is a :class:`TemplateError` with a one-line reason (its
+    type only when it is not ours: the message could quote a file's content)."""
+    try:
+        return import_pack(path, directory, overwrite_newer=overwrite_newer)
+    except TemplateError:
+        raise
+    except Exception as exc:
+        logger.warning("importing a template pack failed: %s", type(exc).__name__)
+        raise TemplateError(type(exc).__name__) from None

@@ -123,6 +123,12 @@ class RecordWorker(QObject):
         self.finished.emit(error)
 
 
+# Every started thread until its Runner saw it finish: a Runner deleted with its window
+# while a worker still runs must not take the QThread with it (Qt aborts the process when
+# a running QThread is destroyed).
+_STARTED: set[QThread] = set()
+
+
 class Runner(QObject):
     """Starts workers on their own ``QThread`` and deletes both when the work is done.
 
@@ -144,6 +150,7 @@ class Runner(QObject):
         worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # type: ignore[attr-defined]
         thread.finished.connect(self._done)
         self._running[thread] = worker
+        _STARTED.add(thread)
         thread.start()
         return thread
 
@@ -154,6 +161,7 @@ class Runner(QObject):
         if worker is not None:
             worker.deleteLater()
         if thread is not None:
+            _STARTED.discard(thread)  # type: ignore[arg-type]
             thread.deleteLater()
 
     @property

@@ -5,6 +5,7 @@ the preview renders a shared consultation; packs go out and come back in."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,15 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def editor(qtbot: QtBot, folder: Path) -> TemplateEditor:
+def editor(qtbot: QtBot, folder: Path) -> Iterator[TemplateEditor]:
     w = TemplateEditor(folder)
     qtbot.addWidget(w)
     w.resize(1200, 700)
     w.show()
     qtbot.waitExposed(w)
     assert w.open_template("allmennmedisin")
-    return w
+    yield w
+    assert w.wait_idle()  # no check left running on a worker thread when the widget goes
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
@@ -171,7 +173,8 @@ def test_hostile_or_broken_text_is_a_problem_not_a_crash(
 def test_version_field_edits_the_front_matter(editor: TemplateEditor, folder: Path,
                                               qtbot: QtBot) -> None:
     editor.version_edit.setText("1.1.0")
-    editor.version_edit.editingFinished.emit()
+    with qtbot.waitSignal(editor.problems_changed, timeout=5000):  # checked on a worker thread
+        editor.version_edit.editingFinished.emit()
     assert 'version: "1.1.0"' in editor.editor.toPlainText()
     assert editor.version_hint.text() == ""  # a raised version is kept as it is
     editor.change_note.setText("Ny seksjon")
@@ -223,6 +226,7 @@ def test_preview_renders_a_shared_consultation(qtbot: QtBot, folder: Path) -> No
     w.validate_now()
     assert "Vurdering og tiltak:" in w.preview_text()
     assert not any(p.name.endswith((".txt", ".md")) for p in folder.iterdir())
+    assert w.wait_idle()
 
 
 def test_preview_without_consultations_uses_the_sample(editor: TemplateEditor) -> None:
@@ -299,3 +303,74 @@ def test_choosing_a_template_in_the_list_opens_it(editor: TemplateEditor) -> Non
     editor.template_list.setCurrentRow(row)
     assert "id: ortopedi" in editor.editor.toPlainText()
     assert not editor.is_modified() and editor.problems() == []
+
+
+HOSTILE_LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+def test_a_slow_template_is_checked_off_the_ui_thread(editor: TemplateEditor, qtbot: QtBot) -> None:
+    """Issue #17: a template that renders until the 5 s limit must not freeze the editor;
+    the check runs on a worker thread and a progress bar shows meanwhile."""
+    from PySide6.QtCore import QTimer
+
+    ticks: list[bool] = []  # one per event-loop turn of a 20 ms timer while the check runs
+    probe = QTimer()
+    probe.setInterval(20)
+    probe.timeout.connect(lambda: ticks.append(editor.is_checking()))
+    probe.start()
+    with qtbot.waitSignal(editor.problems_changed, timeout=20_000) as blocker:
+        editor.editor.setPlainText(editor.editor.toPlainText() + "\n" + HOSTILE_LOOP + "\n")
+        qtbot.waitUntil(lambda: editor.busy.isVisible(), timeout=3000)
+        assert editor.problem_label.text() == "Kontrollerer malen …"
+    probe.stop()
+    assert blocker.args[0] == 1 and "too long to render" in editor.problems()[0].message
+    assert ticks.count(True) >= 20  # the UI thread kept running through the check
+    assert not editor.busy.isVisible() and not editor.save_button.isEnabled()
+
+
+def test_typing_during_a_check_gets_the_new_text_checked(editor: TemplateEditor, qtbot: QtBot) -> None:
+    editor.editor.setPlainText(editor.editor.toPlainText() + "\n" + HOSTILE_LOOP + "\n")
+    qtbot.waitUntil(editor.busy.isVisible, timeout=3000)
+    fixed = editor.editor.toPlainText().replace(HOSTILE_LOOP, "")
+    editor.editor.setPlainText(fixed)  # the running check's result is now stale
+    qtbot.waitUntil(lambda: not editor.is_checking() and editor.problem_label.text() == "Ingen feil",
+                    timeout=20_000)
+    assert editor.problems() == [] and editor.editor.toPlainText() == fixed
+
+
+def test_the_import_button_imports_on_a_worker_thread(
+    editor: TemplateEditor, tmp_path: Path, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    editor.change_note.setText("Lokal versjon")
+    assert editor.save()
+    pack = tmp_path / "pakke.zip"
+    assert editor.export_pack_to(pack) is not None
+
+    other = TemplateEditor(tmp_path / "region")
+    qtbot.addWidget(other)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(pack), ""))
+    qtbot.mouseClick(other.import_button, Qt.MouseButton.LeftButton)
+    assert other.is_importing() and not other.import_button.isEnabled()
+    assert other.status_label.text() == "Importerer pakke.zip …"
+    qtbot.waitUntil(lambda: not other.is_importing(), timeout=20_000)
+    assert "3 fil(er) skrevet" in other.status_label.text() and other.import_button.isEnabled()
+    assert other.local_template_ids() == ["allmennmedisin"]
+
+    # the same pack again: skipped (same version), the superuser is asked, says yes: the
+    # pack is imported again with overwriting, also on the worker thread
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    qtbot.mouseClick(other.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(asked) and not other.is_importing(), timeout=20_000)
+    assert len(asked) == 1 and "allmennmedisin.md.j2" in asked[0]
+    assert "1 fil(er) skrevet, 2 hoppet over" in other.status_label.text()
+
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(junk), ""))
+    qtbot.mouseClick(other.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not other.is_importing(), timeout=20_000)
+    assert other.status_label.text().startswith("Ikke importert") and "\n" not in other.status_label.text()
