@@ -55,6 +55,8 @@ _GLUED_UNIT = re.compile(r"^(\d+(?:[.,]\d+)?)([a-zµ]+)$")
 _TOKEN = re.compile(r"[^\W_]+(?:[.,]\d+)?|%")
 _SLASH_VALUES = re.compile(r"\b\d{2,3}\s*/\s*\d{2,3}\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# a capitalised word after a lower-case word or a comma (not a sentence's first word)
+_PROPER_NOUN = re.compile(r"(?<=[a-zæøå,])\s+([A-ZÆØÅ][a-zæøåéü]{2,})\b")
 _PER = set("om i per pr hver hvert ganger".split())
 _PERIOD = set("dag dagen døgn døgnet uke uka uken minutt minuttet time timen".split())
 _INTERVAL = set("dag dager dagen uke uker uka måned måneder år mnd".split())
@@ -373,6 +375,14 @@ def analyse(text: str, lexicon: Lexicon) -> Cues:
             clinical.append(Hit("clinical", "legemidler", "legemiddel", tok, hard=True))
         elif term is not None:
             add(Hit.of(term, tok))
+    if not clinical:
+        # A name inside a sentence (a pet, a place, a band: "Vi gikk opp på Segla") is a
+        # topic of small talk when nothing clinical is said; drugs were found above.
+        social.extend(
+            Hit("social", "navn", "navn/sted", m.group(1))
+            for m in _PROPER_NOUN.finditer(text)
+            if lexicon.word_term(m.group(1).lower()) is None
+        )
     return Cues(tuple(social), tuple(clinical), len(tokens), "?" in text)
 
 
@@ -482,6 +492,7 @@ class Decision:
     ambiguous: bool = False
     social_reason: str = ""
     inherited: bool = False  # dropped only because of the turns around it
+    by_context: bool = False  # kept only because of the turns around it
 
 
 _LLM_SYSTEM = (
@@ -575,8 +586,9 @@ class SmallTalkFilter:
         reason = _social_reason(c)
         answers = self._answers_clinical_question(i, utts, cues, done)
         if c.weak_clinical:
-            if _laughs(c) and not answers and done and not done[-1].keep:
-                # banter ("Jeg har prøvd meg på det, men det ble mest floker, hehe")
+            if not answers and done and not done[-1].keep:
+                # small talk goes on: a weak clinical word does not end it ("Jeg har
+                # prøvd meg på det, men det ble mest floker, hehe")
                 return Decision(False, reason, True, reason)
             return Decision(True, "blandet (svakt klinisk ord)", True, reason)
         if answers:
@@ -608,7 +620,16 @@ class SmallTalkFilter:
                 # a reply answers the last thing said: a mixed turn that ended in small talk
                 # ("... Og dere har vært i Vietnam?" - "Ja, tre uker, så heldig vi var!")
                 return Decision(False, "svar på småprat", True, "svar på småprat", inherited=True)
-            return Decision(True, "sammenheng: klinisk")
+            if prev.by_context:  # kept for its context only: the turns before it decide
+                j = len(done) - 1  # back to the last turn judged by its own words
+                while j > 0 and (done[j].by_context or done[j].inherited):
+                    j -= 1
+                words = sum(cues[k].words for k in range(j + 1, i + 1))
+                if (not done[j].keep and not c.clinical
+                        and words <= self.options.max_reply_chain_words):
+                    return Decision(False, "svar på småprat", True, "svar på småprat",
+                                    inherited=True)
+            return Decision(True, "sammenheng: klinisk", by_context=True)
         chain = 0  # words dropped in a row since the last segment with a social cue
         for k in range(len(done) - 1, -1, -1):
             if done[k].keep or not done[k].inherited:
@@ -616,38 +637,50 @@ class SmallTalkFilter:
             chain += cues[k].words
         if chain + c.words > self.options.max_reply_chain_words:
             # Far from the last real social cue: the topic may well have changed.
-            return Decision(True, "for langt fra tydelig småprat", True, "svar på småprat")
+            return Decision(True, "for langt fra tydelig småprat", True, "svar på småprat",
+                            by_context=True)
         if c.words <= self.options.reply_max_words:
             return Decision(False, "svar på småprat", True, "svar på småprat", inherited=True)
-        if nxt == "social":
+        if nxt == "social" or (nxt == "none" and not c.clinical):
             return Decision(
                 False, "småprat (sammenheng)", True, "småprat (sammenheng)", inherited=True
             )
-        return Decision(True, "langt segment uten holdepunkter", True, "småprat (sammenheng)")
+        return Decision(True, "langt segment uten holdepunkter", True, "småprat (sammenheng)",
+                        by_context=True)
 
-    def _ends_social(self, text: str, reply: str) -> bool:
-        """The turn ends in a sentence of small talk by its own words, and ``reply`` takes
-        up no word of the turn's other sentences (then it follows those: "… masse
-        oppvask … Kaffen er grusom, hehe." - "Bruker du hansker når du tar oppvasken?").
-        A one-sentence turn with social cues was judged as a whole: False."""
+    def _ends_social(self, text: str, reply: str, *, travel_is_clinical: bool = False) -> bool:
+        """The turn ends in small talk: its last sentence with cues of its own (the ones
+        after it have none: "… droppe korøvelsene. Vi skal synge et requiem til våren.")
+        has social cues and no clinical one, and ``reply`` takes up no word of the
+        sentences before it (then it follows those: "… masse oppvask … Kaffen er grusom,
+        hehe." - "Bruker du hansker når du tar oppvasken?"). A one-sentence turn with
+        social cues was judged as a whole: False. With ``travel_is_clinical`` a sentence
+        about travel does not count as small talk (travel history matters for a fever)."""
         sentences = [x for x in _SENTENCE_END.split(text.strip()) if x.strip()]
         if len(sentences) < 2:
             return False
-        last = self.analyse(sentences[-1])
-        if not last.social or last.clinical:
-            return False
-        earlier = {t[:5] for t in _tokens(" ".join(sentences[:-1])) if len(t) >= 5}
-        return not any(t[:5] in earlier for t in _tokens(reply) if len(t) >= 5)
+        for k in range(len(sentences) - 1, 0, -1):
+            cues = self.analyse(sentences[k])
+            if cues.clinical:
+                return False
+            if cues.social:
+                if travel_is_clinical and any(h.category == "ferie og reise" for h in cues.social):
+                    return False
+                earlier = {t[:5] for t in _tokens(" ".join(sentences[:k])) if len(t) >= 5}
+                return not any(t[:5] in earlier for t in _tokens(reply) if len(t) >= 5)
+        return False
 
-    @staticmethod
     def _answers_clinical_question(
-        i: int, utts: Sequence[Utterance], cues: Sequence[Cues], done: Sequence[Decision]
+        self, i: int, utts: Sequence[Utterance], cues: Sequence[Cues], done: Sequence[Decision]
     ) -> bool:
         """The reply to a clinical question is history even when it talks about the dog
-        or the holiday ("Hva får deg ut av senga?" - "Det er vel hunden.")."""
+        or the holiday ("Hva får deg ut av senga?" - "Det er vel hunden."); not when the
+        turn that asked ended in small talk ("… Og vant dere på lørdag?")."""
         if i == 0 or not done[-1].keep or not cues[i - 1].question or _laughs(cues[i]):
             return False
-        return _other_speaker(utts[i - 1], utts[i])
+        return _other_speaker(utts[i - 1], utts[i]) and not self._ends_social(
+            utts[i - 1].text, utts[i].text, travel_is_clinical=True
+        )
 
     @staticmethod
     def _isolated_question(i: int, cues: Sequence[Cues]) -> bool:
