@@ -63,8 +63,10 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[i
         kept_parts = []
         for p in parts:
             cues = smalltalk.analyse(p)
-            if cues.social and not cues.clinical:
-                continue  # social on its own (a greeting, the cabin, the match)
+            if cues.social and not _clinical_beyond_body(cues):
+                # social on its own (a greeting, the cabin, the match); a body part alone
+                # says nothing clinical ("… med nesa klistra til akvariet")
+                continue
             if cues.social:  # both: drop the social clauses ("... med is på kneet og sett fotball")
                 clauses = _CLAUSES.split(p)
                 kept = [c if not (smalltalk.analyse(c).social and not smalltalk.analyse(c).clinical)
@@ -74,6 +76,11 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[i
         text = " ".join(kept_parts) or u.text
         out.append(Utterance(u.id, text, u.start, u.end, u.speaker, u.words))
     return out
+
+
+def _clinical_beyond_body(cues: Any) -> bool:
+    """A clinical cue other than a body part (a symptom, finding, drug, number …)."""
+    return any(h.category != "kropp" or h.hard for h in cues.clinical)
 
 
 _ONSET = re.compile(r"\bfor\s+(?:\S+\s+){1,3}?(?:dag|dager|døgn|uke|uker|veke|veker|måned|måneder|månad|"
@@ -88,7 +95,7 @@ def _onset(clause: str) -> str:
 
 
 _UNSAFE = ("unsupported_number", "unsupported_drug", "unsupported_laterality", "unsupported_date",
-           "retracted_value")
+           "retracted_value", "implausible_value")
 
 
 def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:

@@ -218,6 +218,45 @@ _NOT_A_VALUE = re.compile(r"^\s*(?!(?:ganger|gonger|slag|pust|andedrag)\s+(?:i|p
                           r"minutter|sekunder|tabletter|kilometer|km)\b", re.I)
 
 
+_DOSE_UNIT = re.compile(r"^\s*(?:mg|milligram\w*|mikrogram|µg|mcg|ml|milliliter|g|gram|ie|"
+                        r"tablett\w*|kapsl\w*|stk)\b", re.I)
+_CHECKED_SIGNS = {
+    "BT": r"\bblodtrykket\b|\bblodtrykk\b|\bbt\b", "puls": r"\bpuls(?:en)?\b",
+    "SpO2": r"\bmetning(?:en)?\b|\bspo2\b|\bsaturasjon(?:en)?\b", "temp": r"\btemp(?:eratur(?:en)?)?\b",
+}
+_SIGN_VALUE = re.compile(r"^(?:\s*(?:er|var|på|ligger|lå|målt|til|nå|no|:|,))*\s*(\d+(?:,\d+)?)(/\d+)?(?!\d|,\d)")
+
+
+def implausible_values(text: str) -> list[str]:
+    """Vital signs in a note sentence that cannot be what the sentence says: a dose unit
+    after a sign ("Blodtrykket var 8 mg"), a blood pressure without its second number and
+    under 50 ("BT 3"), a pulse, saturation or temperature outside what a living patient
+    has. A model that joins words from two sentences writes these; the verifier flags them
+    (``implausible_value``) and the sentence is taken out like an unsupported number."""
+    low = normalize_numbers(text).lower()
+    out: list[str] = []
+    for name, words in _CHECKED_SIGNS.items():
+        for w in re.finditer(words, low):
+            m = _SIGN_VALUE.match(low[w.end():])
+            if m is None:
+                continue
+            item = low[w.start(): w.end() + m.end()]
+            after = low[w.end() + m.end():]
+            value = float(m.group(1).replace(",", "."))
+            if _DOSE_UNIT.match(after):
+                out.append(item + " " + after.split()[0])
+            elif m.group(2) or _NOT_A_VALUE.match(after):
+                continue
+            elif name == "BT":
+                if value < 50:
+                    out.append(item)
+            else:
+                lo, hi = _VITAL_RANGE[name]
+                if not lo <= value <= hi:
+                    out.append(item)
+    return out
+
+
 _TARGET = re.compile(r"\b(?:under|over|mål\w*|ned mot|ned til|opp mot|grense\w*|bør|skal|ønsker?|helst)\b[^.]*$")
 
 

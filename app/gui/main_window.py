@@ -81,6 +81,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "flag_kind.unsupported_number": "tall ikke sagt", "flag_kind.unsupported_drug": "legemiddel ikke sagt",
         "flag_kind.unsupported_laterality": "side ikke sagt", "flag_kind.unsupported_date": "dato ikke sagt",
         "flag_kind.retracted_value": "rettet i samme setning",
+        "flag_kind.implausible_value": "umulig måleverdi",
         "flag_kind.no_evidence": "uten kilde", "flag_kind.uncertain_asr": "usikkert ord",
         "flag_kind.added_from_transcript": "lagt til fra transkripsjonen", "flag_kind.extractive": "uttrekk",
         "flag_kind.llm_error": "språkmodellfeil", "flag_kind.empty": "tomt",

@@ -173,6 +173,19 @@ def test_social_clauses_go_but_when_it_started_stays() -> None:
     assert "kamp" not in text and "tredjeplass" not in text
 
 
+def test_a_body_part_in_a_social_sentence_does_not_bring_it_into_the_note() -> None:
+    from summarize.note import clean_mixed
+    from summarize.smalltalk import SmallTalkFilter
+
+    st = SmallTalkFilter()
+    utts = [Utterance(0, "Hun har hatt feber siden i går. Og hele dagen har hun hatt hånda "
+                         "i akvariet på venterommet, hehe.", speaker="pårørende"),
+            Utterance(1, "Hun har vondt i hånda etter fotballkampen.", speaker="pasient")]
+    text = " ".join(u.text for u in clean_mixed(st.filter(utts), st))
+    assert "feber siden i går" in text and "akvariet" not in text
+    assert "vondt i hånda" in text  # a symptom with the body part: clinical
+
+
 def test_every_restored_mixed_segment_is_kept_whole() -> None:
     """Regression: a local list shadowed the restored ids, so only the first mixed segment
     of a consultation was kept whole after the clinician restored it."""

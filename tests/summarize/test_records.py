@@ -4,8 +4,10 @@ structured call in line drafting (fake engine; the real model is in test_llamacp
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from summarize import records
 from summarize.drafter import DraftOptions, NoteDrafter
@@ -197,3 +199,63 @@ def test_records_off_and_no_cue_make_no_structured_call() -> None:
 ])
 def test_find_vitals(said: str, read: list[tuple[str, str]]) -> None:
     assert [(v.name, v.value) for v in records.find_vitals(said)] == read
+
+
+# ------------------------------------------------------------- impossible measurements
+# Seen in a 1.5B draft of a consultation of our own: "Blodtrykket var 8 mg." (the ARB's
+# dose joined to the blood pressure) and "BT 3, kanskje." (a pain score). Every number
+# was said, so the number check passes them; the measurement cannot be true.
+
+@pytest.mark.parametrize(("sentence", "found"), [
+    ("Blodtrykket var 8 mg.", ["blodtrykket var 8 mg."]),
+    ("BT 3, kanskje.", ["bt 3"]),
+    ("Puls 8.", ["puls 8"]),
+    ("Metningen er 196 %.", ["metningen er 196"]),
+    ("Temperatur 385.", ["temperatur 385"]),
+    ("Pulsen er 20 mg.", ["pulsen er 20 mg."]),
+])
+def test_an_impossible_measurement_is_found(sentence: str, found: list[str]) -> None:
+    from summarize.records import implausible_values
+
+    assert implausible_values(sentence) == found
+
+
+@pytest.mark.parametrize("sentence", [
+    "BT 150/90, puls 88, SpO2 96 %, temp 37,2.", "Blodtrykket etter nitroen er 145/85.",
+    "Blodtrykket ligger på hundre og førti over nitti.", "Blodtrykkstablett Atacand 8 mg.",
+    "Blodtrykket har vært over 140 i flere uker.", "Temperatur 38,5.", "Feber i 3 dager.",
+    "BT målt for 12 år siden.", "Pulsen er 72 og regelmessig.", "Metning 88 % på romluft.",
+])
+def test_plausible_measurements_and_other_numbers_pass(sentence: str) -> None:
+    from summarize.records import implausible_values
+
+    assert implausible_values(sentence) == []
+
+
+def test_no_false_alarm_in_any_bundled_transcript_or_reference_note() -> None:
+    from summarize.records import implausible_values
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    lines = 0
+    for path in sorted(data.glob("consultations*/*.yaml")):
+        case = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for text in [case.get("reference_note", ""), *(t["text"] for t in case["turns"])]:
+            for line in text.splitlines():
+                lines += 1
+                assert implausible_values(line) == [], (path.name, line)
+    assert lines > 900
+
+
+def test_the_verifier_takes_an_impossible_measurement_out_of_the_draft() -> None:
+    from summarize.note import _remove_unsupported
+    from summarize.types import NoteDraft, NoteSection, Sentence, Utterance
+    from summarize.verify import Verifier
+
+    said = [Utterance(0, "Jeg tar Atacand åtte milligram. Blodtrykket er hundre og seksti over nitti.", speaker="pasient")]
+    draft = NoteDraft("t", "1", [NoteSection("funn", "Funn", [Sentence("Blodtrykket var 8 mg."), Sentence("BT 160/90.")])])
+    flags = Verifier().verify(draft, said)
+    assert [(f.kind, f.text) for f in flags if f.kind == "implausible_value"] == [("implausible_value", "blodtrykket var 8 mg.")]
+    draft.flags.extend(flags)
+    _remove_unsupported(draft, flags)
+    assert [x.text for x in draft.sections[0].sentences] == ["BT 160/90."]
+    assert any(f.kind == "removed_unsupported" for f in draft.flags)
