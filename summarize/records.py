@@ -339,6 +339,18 @@ def _useful(m: Medication, patient: bool) -> bool:
     return bool(m.dose or m.frequency) or m.action == "stop" or patient
 
 
+_STOP_CUE = re.compile(r"\b(?:seponer\w*|slutt\w*|stopp\w*|avslutt\w*|kutt\w* ut|sett\w* ut|ta[rs]? bort|"
+                       r"ikke lenger|ikkje lenger|ikke mer|ikkje meir|ikke bruke|ikkje bruke|trapp\w* ned og ut)\b", re.I)
+_CONDITIONAL = re.compile(r"\b(?:hvis|dersom|viss|om du blir|når du blir|ved behov|ved oppkast|ved feber|"
+                          r"pause\w*|til (?:du|pasienten|han|hun|ho|eg|jeg) er frisk\w*)\b", re.I)
+
+
+def _stop_said(source: str) -> bool:
+    """A medicine is stopped only when the words say so, unconditionally: "tar pause med
+    Metformin til du er frisk" (the sick-day rule) is no stop, and no "Seponerer"."""
+    return bool(_STOP_CUE.search(source)) and not _CONDITIONAL.search(source)
+
+
 def grounded(records: Records, source: str, speaker: str | None = None) -> tuple[Records, int]:
     """Only what the utterance said: records whose drug, numbers, unit or vital-sign word
     are not in ``source`` are dropped, and so are medicines named with nothing about
@@ -346,8 +358,11 @@ def grounded(records: Records, source: str, speaker: str | None = None) -> tuple
     numbers = _numbers_in(source)
     low = normalize_numbers(source).lower()
     patient = speaker in ("pasient", "pårørende")
-    meds = [m.model_copy(update={"action": "unknown"}) if m.action in ("new", "change") and not m.dose else m
-            for m in records.medications
+    stop_said = _stop_said(source)
+    actions = [m.model_copy(update={"action": "unknown"})
+               if (m.action in ("new", "change") and not m.dose) or (m.action == "stop" and not stop_said) else m
+               for m in records.medications]
+    meds = [m for m in actions
             if _drug_said(m.substance, source) and _said(m.dose, numbers) and _DIGITS.search(m.dose or "0")
             and _unit_said(m.unit, low) and _useful(m, patient) and _dose_with_drug(m, low)]
     meds = [m for i, m in enumerate(meds) if m not in meds[:i]]  # the same record twice

@@ -259,3 +259,20 @@ def test_the_verifier_takes_an_impossible_measurement_out_of_the_draft() -> None
     _remove_unsupported(draft, flags)
     assert [x.text for x in draft.sections[0].sentences] == ["BT 160/90."]
     assert any(f.kind == "removed_unsupported" for f in draft.flags)
+
+
+def test_a_conditional_pause_is_no_stop() -> None:
+    """Seen in a draft of our own: the sick-day rule ("tar pause med Jardiance og Metformin
+    til du er frisk") came out as "Seponerer Jardiance. Seponerer Metformin." — a stop
+    needs the words of a stop, and none of a condition."""
+    sick_day = "Blir du akutt syk med oppkast, tar du pause med både Jardiance og Metformin til du er frisk."
+    model = Records(medications=[Medication(substance="Jardiance", action="stop"),
+                                 Medication(substance="Metformin", action="stop")])
+    kept, dropped = records.grounded(model, sick_day, "lege")
+    assert kept.medications == [] and dropped == 2
+    for said in ("Vi seponerer Ibux nå.", "Du kan slutte med Ibux.", "Vi kutter ut Ibux."):
+        kept, _ = records.grounded(Records(medications=[Medication(substance="Ibux", action="stop")]), said, "lege")
+        assert [records.render_medication(m) for m in kept.medications] == ["Seponerer Ibux."], said
+    conditional = "Hvis du får utslett, slutter du med Ibux."
+    kept, _ = records.grounded(Records(medications=[Medication(substance="Ibux", action="stop")]), conditional, "lege")
+    assert kept.medications == []
