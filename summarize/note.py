@@ -73,7 +73,11 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[i
                         else _onset(c) for c in clauses]
                 p = ", ".join(c.strip().rstrip(".,") for c in kept if c.strip()) + "."
             kept_parts.append(p)
-        text = " ".join(kept_parts) or u.text
+        if not kept_parts:
+            whole = smalltalk.analyse(u.text)
+            if whole.clinical and not _clinical_beyond_body(whole):
+                continue  # kept for a body part in small talk: nothing for the note
+        text = " ".join(kept_parts) or u.text  # e.g. a social answer to a clinical question
         out.append(Utterance(u.id, text, u.start, u.end, u.speaker, u.words))
     return out
 

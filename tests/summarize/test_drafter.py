@@ -184,6 +184,9 @@ def test_a_body_part_in_a_social_sentence_does_not_bring_it_into_the_note() -> N
     text = " ".join(u.text for u in clean_mixed(st.filter(utts), st))
     assert "feber siden i går" in text and "akvariet" not in text
     assert "vondt i hånda" in text  # a symptom with the body part: clinical
+    only_body = [Utterance(0, "Haha, hun har løpt rundt hele dagen. Og så sto hun med nesa "
+                              "klistra til akvariet på venterommet.", speaker="pårørende")]
+    assert clean_mixed(st.filter(only_body), st) == []  # nothing of it for the note
 
 
 def test_every_restored_mixed_segment_is_kept_whole() -> None:
