@@ -22,16 +22,25 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
+from app.common import (
+    EXIT_INTERNAL,
+    Printer,
+    add_global_flags,
+    configure_logging,
+    engine_config,
+    fmt_time,
+    progress_factory,
+    run_guarded,
+)
 from asr.errors import ConfigError, ScribeError, printable
 
 logger = logging.getLogger("scribe")
 
-EXIT_INTERNAL = 70
+__all__ = ["EXIT_INTERNAL", "main", "run_guarded"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -42,8 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Local-only ambient scribe: live Norwegian transcription (drafts are for "
         "the clinician to check and approve).",
     )
-    parser.add_argument("--debug", action="store_true", help="debug logging (may include transcript text)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="informational logging (no patient text)")
+    add_global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("transcribe", help="transcribe a file or the microphone, live")
@@ -111,86 +119,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(debug: bool, verbose: bool) -> None:
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if not debug:  # third-party loggers could carry decoded text at DEBUG
-        for name in ("faster_whisper", "ctranslate2", "httpx", "huggingface_hub"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _progress_factory(stream: TextIO) -> Callable[[str, int], Callable[[int], None]] | None:
-    """tqdm bars on ``stream``, one per stage (bytes, or steps where a stage counts steps)."""
-    from app.cli_llm_models import progress_factory
-
-    return progress_factory(stream)
-
-
-def _engine_config(settings: Any) -> Any:
-    from asr.decoder import DecodeOptions, normalize_language
-    from asr.engine import AsrConfig
-    from asr.streaming import StreamingOptions
-    from asr.vad import VadOptions
-
-    a = settings.asr
-    return AsrConfig(
-        model=a.model,
-        device=a.device,
-        compute_type=None if a.compute_type == "auto" else a.compute_type,
-        cpu_threads=a.cpu_threads,
-        decode=DecodeOptions(
-            language=normalize_language(a.language),
-            beam_size=a.beam_size,
-            interim_beam_size=a.interim_beam_size,
-            vocabulary=tuple(a.vocabulary),
-        ),
-        streaming=StreamingOptions(min_chunk_s=a.min_chunk_s),
-        vad=VadOptions(aggressiveness=a.vad_aggressiveness, end_silence_s=a.end_silence_s),
-    )
-
-
-def _fmt_time(t: float) -> str:
-    m, s = divmod(max(t, 0.0), 60)
-    return f"{int(m):02d}:{s:04.1f}"
-
-
-class _Printer:
-    """Prints committed segments; on a terminal also the tentative tail, greyed."""
-
-    def __init__(self, out: TextIO, as_json: bool, show_tentative: bool) -> None:
-        self.out = out
-        self.as_json = as_json
-        self.show_tentative = show_tentative and not as_json
-        self._tentative_shown = False
-
-    def _clear_tentative(self) -> None:
-        if self._tentative_shown:
-            self.out.write("\r\033[K")
-            self._tentative_shown = False
-
-    def event(self, ev: Any) -> None:
-        from asr.types import Segment
-
-        if isinstance(ev, Segment):
-            self._clear_tentative()
-            if self.as_json:
-                self.out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
-            else:
-                self.out.write(f"[{_fmt_time(ev.start)} → {_fmt_time(ev.end)}] {ev.text}\n")
-            self.out.flush()
-        elif self.show_tentative:
-            self._clear_tentative()
-            if ev.text:
-                width = shutil.get_terminal_size((100, 20)).columns - 4
-                self.out.write("\033[2m… " + ev.text[-width:] + "\033[0m")
-                self._tentative_shown = True
-            self.out.flush()
-
-    def close(self) -> None:
-        self._clear_tentative()
-        self.out.flush()
-
-
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from app.settings import load_settings
     from asr.engine import AsrEngine
@@ -220,10 +148,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     else:
         source = FileSource(args.path, realtime=args.realtime)
         source_name = os.path.basename(args.path)
-    engine = AsrEngine(_engine_config(settings), progress_factory=_progress_factory(sys.stderr))
+    engine = AsrEngine(engine_config(settings), progress_factory=progress_factory(sys.stderr))
 
     out = sys.stdout
-    printer = _Printer(out, args.json, show_tentative=out.isatty() and (args.mic or args.realtime))
+    printer = Printer(out, args.json, show_tentative=out.isatty() and (args.mic or args.realtime))
     bar = None
     on_progress = None
     if not source.live and not args.json and sys.stderr.isatty():
@@ -297,7 +225,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     settings = load_settings(asr={"model": args.model})
     directory, model_id = resolve_whisper_model(
-        settings.asr.model, progress_factory=_progress_factory(sys.stderr)
+        settings.asr.model, progress_factory=progress_factory(sys.stderr)
     )
     print(f"{model_id}: {directory} (ok)")
     return 0
@@ -327,12 +255,12 @@ def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: li
     from summarize.types import utterances_from_segments
 
     source = FileSource(args.audio, realtime=False)
-    config = _engine_config(settings)
+    config = engine_config(settings)
     if vocabulary:
         import dataclasses
 
         config = dataclasses.replace(config, decode=dataclasses.replace(config.decode, vocabulary=tuple(vocabulary)))
-    engine = AsrEngine(config, progress_factory=_progress_factory(sys.stderr))
+    engine = AsrEngine(config, progress_factory=progress_factory(sys.stderr))
     bar = None
     on_progress = None
     if sys.stderr.isatty():
@@ -354,7 +282,7 @@ def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: li
     args.audio_problem = None
     if result.error is not None:
         print(f"scribe: warning: {printable(str(result.error))} (drafting from what was transcribed)", file=sys.stderr)
-        args.audio_problem = (f"Opptaket ble bare lest til {_fmt_time(result.audio_s)} (filen er avkortet eller "
+        args.audio_problem = (f"Opptaket ble bare lest til {fmt_time(result.audio_s)} (filen er avkortet eller "
                               "skadet); resten mangler i transkripsjonen og i notatet.")
     return utterances, time.perf_counter() - t0, engine, source.duration
 
@@ -368,7 +296,7 @@ def _delivery_sink(args: argparse.Namespace, settings: Any) -> Any:
             if getattr(args, flag):
                 raise ConfigError(f"--{flag} goes with --deliver")
         return None
-    from summarize.sinks import SINKS, create_sink
+    from summarize.sink_registry import SINKS, create_sink
 
     name = args.deliver.strip().lower()
     if name == "clipboard":
@@ -538,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         args.command = "app"  # `scribe` alone opens the window
-    _configure_logging(args.debug, args.verbose)
+    configure_logging(args.debug, args.verbose)
     from summarize.privacy import disable_core_dumps
 
     disable_core_dumps()  # a crash must not write the session's memory to disk
@@ -547,29 +475,6 @@ def main(argv: list[str] | None = None) -> int:
         # import after them crashed once (an import-order clash of native runtimes)
         import ctranslate2  # noqa: F401
     return run_guarded(COMMANDS[args.command], args)
-
-
-def run_guarded(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command with the CLI's error handling: a user error is one line on stderr with
-    its exit status; anything else is an internal error without a traceback (unless --debug)."""
-    try:
-        return fn(args)
-    except ScribeError as exc:
-        print(f"scribe: error: {printable(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("scribe: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # never a traceback for the user, unless --debug
-        if getattr(args, "debug", False):
-            raise
-        print(
-            f"scribe: internal error: {type(exc).__name__} (run with --debug for details)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

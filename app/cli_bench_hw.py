@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from app.argtypes import positive_float
-from app.cli_bench import add_report_args, check_report_paths
+from app.bench_common import add_report_args, check_report_paths
 from asr.errors import ConfigError, ScribeError
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def add_hardware_parser(bsub: Any) -> None:
 def add_models_parser(bsub: Any) -> None:
     m = bsub.add_parser("models", help="note quality of candidate models on your own consultations")
     m.add_argument("--dataset", type=Path, required=True, metavar="DIR",
-                   help="folder of consultations (*.yaml in the shared format, optional audio <id>.flac/.opus/.wav/.mp3 + *.turns.json)")
+                   help="folder of consultations (*.yaml in the shared format, "
+                        "optional audio <id>.flac/.opus/.wav/.mp3 + *.turns.json)")
     m.add_argument("--llm", action="append", default=[], metavar="NAME|DIR",
                    help="LLM to compare (repeatable; default: llm.model from the settings)")
     m.add_argument("--asr-model", action="append", default=[], metavar="DIR",
@@ -77,7 +78,7 @@ def add_models_parser(bsub: Any) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _progress_factory() -> Any:
+def progress_factory() -> Any:
     from app.cli_llm_models import progress_factory
 
     return progress_factory(sys.stderr)
@@ -152,7 +153,7 @@ def _llm_models(settings: Any, extra: list[str], progress: Any) -> list[str]:
 
 def run_hardware(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Probe, measure and recommend; returns (the report, the raw results)."""
-    from app.cli import _engine_config
+    from app.common import engine_config
     from app.settings import load_settings
     from hardware import model_bench as mb
     from hardware.probe import probe
@@ -171,13 +172,13 @@ def run_hardware(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
             raise ConfigError(f"no test recording found: {mb.CLIP_HINT}")
         clip_path, text_path = found
     clip = mb.load_clip(clip_path, text_path, max_s=mb.QUICK_CLIP_S if args.quick else None)
-    progress = _progress_factory()
+    progress = progress_factory()
     asr_models = _asr_models(settings, args.asr_model, progress)
     llm_models = [] if args.no_llm else _llm_models(settings, args.llm, progress)
 
     machine = probe()
     plan = mb.asr_plan(asr_models, machine["compute_types"], quick=args.quick)
-    base = _engine_config(settings)
+    base = engine_config(settings)
     print(f"measuring {len(plan)} ASR configuration(s) on {clip.name} ({clip.duration_s:.0f} s) and "
           f"{len(llm_models)} LLM(s) …", file=sys.stderr, flush=True)
     asr_rows = [mb.bench_asr(m, dev, ct, clip, base, progress_factory=progress) for m, dev, ct in plan]
@@ -426,7 +427,7 @@ def run_models(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
         raise ConfigError("--speed must be above 0")
     cases = check_dataset(args.dataset)
     audio_ids = [c["id"] for c in cases if c["audio"]] if not args.no_audio else []
-    progress = _progress_factory()
+    progress = progress_factory()
     asrs: list[tuple[str | None, str | None]] = [(None, None)]
     if audio_ids:  # checked first: cheap, while an embedded LLM may need building
         asrs = []

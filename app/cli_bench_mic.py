@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.cli_bench import add_report_args, check_report_paths
+from app.bench_common import add_report_args, check_report_paths
 from asr.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -135,10 +135,10 @@ def resolve_reference(spec: str | None, live: bool, language: str | None) -> str
 
 
 def _load_engine(settings: Any) -> Any:
-    from app.cli import _engine_config, _progress_factory
+    from app.common import engine_config, progress_factory
     from asr.engine import AsrEngine
 
-    return AsrEngine(_engine_config(settings), progress_factory=_progress_factory(sys.stderr))
+    return AsrEngine(engine_config(settings), progress_factory=progress_factory(sys.stderr))
 
 
 def _bars(stream: Any) -> tuple[Callable[[str, float], None], Callable[[], None]]:
@@ -340,13 +340,17 @@ def main(
 ) -> int:
     """``scribe bench mic ARGS`` with a sounddevice module, an ASR factory or a fingerprint
     injected (tests), through the CLI's own parser and error handling."""
-    from app.cli import _build_parser, _configure_logging, run_guarded
+    from app.argtypes import OneLineParser
+    from app.common import add_global_flags, configure_logging, run_guarded
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["mic"]:
         argv = argv[1:]
-    args = _build_parser().parse_args(["bench", "mic", *argv])
-    _configure_logging(args.debug, args.verbose)
+    parser = OneLineParser(prog="scribe bench")
+    add_global_flags(parser)
+    add_mic_parser(parser.add_subparsers(dest="bench_command", metavar="WHAT", required=True))
+    args = parser.parse_args(["mic", *argv])
+    configure_logging(args.debug, args.verbose)
     return run_guarded(
         lambda a: cmd_bench_mic(a, sd=sd, transcriber_factory=transcriber_factory, fingerprint=fingerprint),
         args,

@@ -87,7 +87,7 @@ def _fail(exc: ScribeError) -> int:
 
 
 def cmd_models_import(args: argparse.Namespace) -> int:
-    from summarize.llm.convert import import_model
+    from summarize.llm.models import import_model
 
     try:
         out = import_model(

@@ -70,7 +70,7 @@ class _Progress:
 
 
 def _transcript_part() -> None:
-    from app.cli import _engine_config, _Printer, _progress_factory
+    from app.common import Printer, engine_config, progress_factory
     from app.settings import load_settings
     from asr.engine import AsrEngine
     from asr.evaluation import error_rates
@@ -82,9 +82,9 @@ def _transcript_part() -> None:
             "sagt nå;\n   hvert segment skrives når det er bekreftet.")
     source = FileSource(str(SPEECH), realtime=False)
     settings = load_settings()
-    engine = AsrEngine(_engine_config(settings), progress_factory=_progress_factory(sys.stderr))
+    engine = AsrEngine(engine_config(settings), progress_factory=progress_factory(sys.stderr))
     _say(f"   laster talemodellen ({settings.asr.model or 'den innebygde'}) …")
-    printer = _Printer(sys.stdout, as_json=False, show_tentative=sys.stdout.isatty())
+    printer = Printer(sys.stdout, as_json=False, show_tentative=sys.stdout.isatty())
     result = run_stream(source, engine.transcriber, printer.event)
     printer.close()
     if result.error is not None:

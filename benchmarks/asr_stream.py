@@ -29,8 +29,8 @@ from asr.evaluation import error_rates
 from asr.pipeline import run_stream
 from asr.sources import FileSource
 from asr.types import words_text
-from benchmarks.fingerprint import fingerprint
-from benchmarks.memory import PeakRss
+from hardware.fingerprint import fingerprint
+from hardware.memory import PeakRss
 
 TARGETS = {"wer_ratio_max": 1.10, "rtf_max": 0.3, "latency_p50_max_s": 2.0, "latency_p95_max_s": 3.5}
 

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(_one(args.child, args.llm, args.tokens)))
         return 0
-    from benchmarks.fingerprint import fingerprint
+    from hardware.fingerprint import fingerprint
 
     rows = []
     for name in args.engines:

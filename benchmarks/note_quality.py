@@ -35,8 +35,8 @@ from typing import Any
 import yaml
 
 from asr.errors import ScribeError
-from benchmarks.fingerprint import fingerprint
 from benchmarks.output import write_record
+from hardware.fingerprint import fingerprint
 from summarize.transcript_io import normalize_speaker
 from summarize.types import Utterance
 
@@ -371,7 +371,8 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
 
 def table(r: dict[str, Any]) -> str:
     lines = [f"{'consultation':34} {'ST-F1':>6} {'recall':>6} {'leak':>4} {'unsup':>5} {'ROUGE-L':>7} "
-             f"{'defects':>7} {'edits':>5} {'tok/s':>6} {'draft s':>7}   audio: {'ST-F1':>5} {'recall':>6} {'leak':>4} {'ROUGE-L':>7}"]
+             f"{'defects':>7} {'edits':>5} {'tok/s':>6} {'draft s':>7}   "
+             f"audio: {'ST-F1':>5} {'recall':>6} {'leak':>4} {'ROUGE-L':>7}"]
     for c in r["cases"]:
         o = c["oracle"]
         a = c.get("audio")
@@ -392,13 +393,15 @@ def table(r: dict[str, Any]) -> str:
     if "incremental" in r:
         i = r["incremental"]
         lines.append(f"10-minute case ({i['audio_s']:.0f} s at {i['speed']}× real time, {i['utterances']} utterances, "
-                     f"{i['drafted_before_stop']} drafted before Stop; questions are context, not drafted): stop → draft {i['stop_to_draft_s']:.1f} s")
+                     f"{i['drafted_before_stop']} drafted before Stop; questions are context, not drafted): "
+                     f"stop → draft {i['stop_to_draft_s']:.1f} s")
     if "engines" in r:
         e = r["engines"]
         lines.append(f"tokens/s: CTranslate2 int8 {e['ctranslate2']['tokens_per_s']:.1f}, transformers fp32 "
                      f"{e['transformers']['tokens_per_s']:.1f} → speed-up {e['speedup']:.2f}×")
     lines.append("targets: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in r["pass"].items()))
-    lines.append(f"LLM {r['llm']} ({r.get('llm_engine')}), ASR {r['asr']}, {r['machine']['cpu']}, {r['machine']['cores_logical']} threads")
+    machine = r["machine"]
+    lines.append(f"LLM {r['llm']} ({r.get('llm_engine')}), ASR {r['asr']}, {machine['cpu']}, {machine['cores_logical']} threads")
     return "\n".join(lines)
 
 

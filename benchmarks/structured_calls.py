@@ -115,7 +115,7 @@ def table(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from asr.errors import ScribeError
-    from benchmarks.fingerprint import fingerprint
+    from hardware.fingerprint import fingerprint
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.structured_calls", description=__doc__.split("\n\n")[0])
     p.add_argument("folder", nargs="?", type=Path, help="consultations (default: the shared set, else the repo's)")

@@ -109,7 +109,7 @@ def run(audio: Path, template: str, speed: float, idle_s: float) -> dict[str, An
     if code:
         raise SystemExit(f"models could not be loaded (exit {code})")
     idle, replay = probe.stats("idle"), probe.stats("replay")
-    from benchmarks.fingerprint import fingerprint
+    from hardware.fingerprint import fingerprint
 
     return {
         "benchmark": "ui_responsiveness",

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from asr.errors import ConfigError, ScribeError
-from benchmarks.memory import PeakRss
+from hardware.memory import PeakRss
 from hardware.recommend import asr_rank
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,10 @@ UTTERANCES: tuple[tuple[str | None, str], ...] = (
     (None, "Jeg har hatt vondt i halsen og feber i fire dager, og i natt var temperaturen trettiåtte komma sju."),
     ("Bruker du noen faste medisiner?", "Ja, jeg tar Levaxin femti mikrogram hver morgen, og så Paracet når det er verst."),
     (None, "Blodtrykket er hundre og førtiåtte over nittifire i dag, og pulsen er sytti, regelmessig."),
-    ("Hvor lenge har kneet vært hovent?", "Det hovnet opp dagen etter at jeg vrei det på trening, så det er snart tre uker nå, og det låser seg av og til."),
-    (None, "Jeg tror dette er en virusinfeksjon, så du trenger ikke antibiotika nå, men ta kontakt hvis feberen ikke gir seg i løpet av en uke."),
+    ("Hvor lenge har kneet vært hovent?",
+     "Det hovnet opp dagen etter at jeg vrei det på trening, så det er snart tre uker nå, og det låser seg av og til."),
+    (None, "Jeg tror dette er en virusinfeksjon, så du trenger ikke antibiotika nå, "
+           "men ta kontakt hvis feberen ikke gir seg i løpet av en uke."),
     (None, "Jeg øker amlodipin til ti milligram, og så tar vi nye blodprøver og ser deg igjen om seks uker."),
     ("Har du hatt brystsmerter?", "Nei, ingen brystsmerter, men jeg blir tung i pusten når jeg går opp trappene hjemme."),
 )

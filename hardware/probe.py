@@ -147,7 +147,7 @@ def _cpu() -> dict[str, Any]:
         source = "numpy" if flags else None
     if not model:
         try:
-            from benchmarks.fingerprint import cpu_model
+            from hardware.fingerprint import cpu_model
 
             model = cpu_model() or None
         except Exception:

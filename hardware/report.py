@@ -2,7 +2,7 @@
 
 A :class:`Report` is a title, a verdict with its reasons, a list of :class:`Section` s
 (text, a table, figures, and a machine-readable ``data`` payload) and the machine
-fingerprint (:func:`benchmarks.fingerprint.fingerprint`). It is written as
+fingerprint (:func:`hardware.fingerprint.fingerprint`). It is written as
 
 * JSON (:meth:`Report.write_json`): everything but the figures, numpy values, paths and
   datetimes converted, non-finite floats as ``null``;
@@ -96,7 +96,7 @@ def _version() -> str:
 
 def _default_fingerprint() -> dict[str, Any]:
     try:
-        from benchmarks.fingerprint import fingerprint
+        from hardware.fingerprint import fingerprint
 
         return fingerprint()
     except Exception as exc:  # a report without a full fingerprint beats no report

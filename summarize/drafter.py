@@ -40,20 +40,14 @@ from summarize.llm.base import ChatMessage, LlmEngine, generate_many
 from summarize.llm.structured import StructuredStats, structured_call
 from summarize.numbers import normalize_numbers
 from summarize.records import Records
+from summarize.sentences import SENTENCE_SPLIT, STOP_WORDS, section_for
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
 
 logger = logging.getLogger(__name__)
 
 SPEAKER_LABEL = {"lege": "Lege", "pasient": "Pasient", "pårørende": "Pårørende"}
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"(])|\n+")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _WORD = re.compile(r"[0-9]+(?:[,./][0-9]+)*|[a-zæøåéü]+", re.IGNORECASE)
-_STOP = frozenset(
-    "og i på er det som en et til av for med at har ikke jeg du han hun vi de den dette "
-    "så men eller om fra kan skal vil må var blir ble nå da også litt noe noen mer meg deg "
-    "seg sin sitt sine hans hennes deres oss dem her der når hva hvor hvordan eg ho me dei "
-    "ikkje kva korleis ein eit ja nei jo vel altså liksom bare mye".split()
-)
 
 SYSTEM_PROMPT = {
     "nb": (
@@ -266,7 +260,7 @@ def parse_sections(template: object, text: str) -> dict[str, list[str]]:
         line = _BULLET.sub("", line).strip()
         if _ECHO.search(line) or (line.startswith("(") and line.endswith(")")):
             continue  # the prompt echoed back: a transcript line, an instruction, a marker
-        for sent in _SENTENCE_SPLIT.split(line):
+        for sent in SENTENCE_SPLIT.split(line):
             sent = sent.strip().strip("*").strip()
             if not sent or NOT_MENTIONED.match(sent) or sent.startswith("</"):
                 continue
@@ -284,7 +278,7 @@ def _terms(text: str) -> dict[str, float]:
     for tok in _WORD.findall(normalize_numbers(text).lower()):
         if tok[0].isdigit():
             terms[tok.replace(".", ",")] = 3.0
-        elif len(tok) >= 4 and tok not in _STOP:
+        elif len(tok) >= 4 and tok not in STOP_WORDS:
             terms[tok[:6]] = max(terms.get(tok[:6], 0.0), 1.5 if len(tok) >= 7 else 1.0)
     return terms
 
@@ -356,40 +350,18 @@ def chunk_utterances(utterances: Sequence[Utterance], budget: int, count: Callab
 
 
 # -- extractive fallback ---------------------------------------------------------------
-_SECTION_CUES: dict[str, tuple[str, ...]] = {
-    "legemidler": ("mg", "milligram", "tablett", "dose", "resept", "medisin", "legemid", "bruker"),
-    "funn": (
-        "undersøk", "blodtrykk", "puls", "høres", "hjertet", "lungene", "temperatur", "feber",
-        "vekt", "veier", "prøve", "kreatinin", "kalium", "hba1c", "crp", "ødem", "hevelse",
-        "bevegelig", "palper", "status", "skår", "score", "mmse", "test",
-    ),
-    "vurdering": ("vurder", "tyder på", "trolig", "sannsynlig", "diagnose", "bivirkning", "mistenk", "regulert", "tror"),
-    "plan": ("kontroll", "time", "henvis", "uker", "måned", "avtal", "plan", "skal vi", "videre", "ringe", "sykmeld"),
-}
-
-
-def _section_for(sentence: str, speaker: str | None, ids: list[str]) -> str:
-    low = sentence.lower()
-    for key, cues in _SECTION_CUES.items():
-        target = next((i for i in ids if i.startswith(key[:5])), None)
-        if target and any(c in low for c in cues):
-            return target
-    anam = next((i for i in ids if i.startswith("anamn") or "sykehist" in i), ids[0])
-    return anam if speaker != "lege" else next((i for i in ids if i.startswith("vurd")), anam)
-
-
 def extractive_draft(template: object, utterances: Sequence[Utterance], reason: str) -> NoteDraft:
     """The kept sentences themselves, grouped by section by simple cues; marked extractive."""
     ids = [s.id for s in template.sections]  # type: ignore[attr-defined]
     per: dict[str, list[Sentence]] = {i: [] for i in ids}
     for u in utterances:
-        for sent in _SENTENCE_SPLIT.split(normalize_numbers(u.text)):
+        for sent in SENTENCE_SPLIT.split(normalize_numbers(u.text)):
             sent = sent.strip()
             if len(_terms(sent)) < 2 or sent.endswith("?"):
                 continue  # fillers ("Ja.", "Mm.") and the clinician's questions
             written = journal_sentence(sent, u.speaker)
             if written:
-                per[_section_for(sent, u.speaker, ids)].append(Sentence(written, (u.id,)))
+                per[section_for(sent, u.speaker, ids)].append(Sentence(written, (u.id,)))
     sections = [NoteSection(s.id, s.title, per[s.id]) for s in template.sections]  # type: ignore[attr-defined]
     return NoteDraft(
         template_id=template.id,  # type: ignore[attr-defined]
@@ -639,7 +611,7 @@ def add_omitted(draft: NoteDraft, utterances: Sequence[Utterance]) -> None:
     have_q, have_d = _items(draft.text)
     ids = [s.id for s in draft.sections]
     for u in utterances:
-        for sent in _SENTENCE_SPLIT.split(normalize_numbers(u.text)):
+        for sent in SENTENCE_SPLIT.split(normalize_numbers(u.text)):
             sent = sent.strip()
             if not sent or sent.endswith("?") or sent.endswith("–"):
                 continue
@@ -647,7 +619,7 @@ def add_omitted(draft: NoteDraft, utterances: Sequence[Utterance]) -> None:
             new_q, new_d = q - have_q, d - have_d
             if not new_q and not new_d:
                 continue
-            target = draft.section(_section_for(sent, u.speaker, ids))
+            target = draft.section(section_for(sent, u.speaker, ids))
             assert target is not None
             written = journal_sentence(sent, u.speaker) or sent
             target.sentences.append(Sentence(written, (u.id,)))

@@ -35,6 +35,7 @@ from typing import Any
 from summarize.journal_style import journal_sentence
 from summarize.llm.base import ChatMessage
 from summarize.numbers import normalize_numbers
+from summarize.sentences import SENTENCE_SPLIT, STOP_WORDS, section_for
 from summarize.types import Utterance
 
 EXAMPLE_WORD = {"nb": "Slik skrives det", "nn": "Slik skal det skrivast"}
@@ -188,10 +189,9 @@ _ASSESSMENT = re.compile(r"\b(tyder på|trolig|truleg|sannsynlig|mistenk|mistank
 def _stems(text: str) -> set[str]:
     """Content words (four letters or more, no stop words or negations) and numbers,
     the numbers by their parts, so "MMSE 22/30" rests on "22 av 30"."""
-    from summarize.drafter import _STOP
 
     words = re.findall(r"[a-zæøåéü]+|[0-9]+(?:,[0-9]+)?", normalize_numbers(text).lower())
-    return {w for w in words if w[0].isdigit() or (len(w) >= 4 and w not in _STOP and not _NEGATION.fullmatch(w))}
+    return {w for w in words if w[0].isdigit() or (len(w) >= 4 and w not in STOP_WORDS and not _NEGATION.fullmatch(w))}
 
 
 def _same_word(a: str, b: str) -> bool:
@@ -235,10 +235,9 @@ def negation_supported(line: str, unit: Unit) -> bool:
     """A negated line ("Ingen låsninger.") needs a negation about the same thing: a
     sentence with a negation and one of the line's words ("Det har ikke låst seg"), or a
     "nei" answer to a question with one of them ("Nattesvette?" – "Nei")."""
-    from summarize.drafter import _SENTENCE_SPLIT
 
     words = _stems(line)
-    for sentence in _SENTENCE_SPLIT.split(unit.source):
+    for sentence in SENTENCE_SPLIT.split(unit.source):
         if _NEGATION.search(sentence) and _matches(words, _stems(sentence)):
             return True
     return bool(unit.question and _NO_ANSWER.match(unit.utterance.text)
@@ -275,14 +274,13 @@ def negated_words(sentence: str) -> set[str]:
 def drops_a_negation(line: str, unit: Unit) -> bool:
     """The line says what the speaker denied ("Røyk." for "Jeg har aldri røykt"): it
     has no negation, and its words that occur in the utterance occur only negated."""
-    from summarize.drafter import _SENTENCE_SPLIT
 
     if _NEGATION.search(line):
         return False
     words = _stems(line)
     plain: set[str] = set()
     negated: set[str] = set()
-    for sentence in _SENTENCE_SPLIT.split(normalize_numbers(unit.utterance.text)):
+    for sentence in SENTENCE_SPLIT.split(normalize_numbers(unit.utterance.text)):
         neg = negated_words(sentence)
         negated |= neg
         plain |= _stems(sentence) - neg
@@ -300,7 +298,6 @@ def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3, cover: str =
     do not count, nor a sentence without clinical content (:func:`clinical_content`).
     Fillers are removed. ``cover``: more words that count as said in the note (the
     parts of a structured record, as spoken)."""
-    from summarize.drafter import _SENTENCE_SPLIT
     from summarize.verify import find_drugs
 
     covered = set().union(*(_stems(x) for x in [*lines, cover])) if lines or cover else set()
@@ -308,7 +305,7 @@ def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3, cover: str =
     clinician = unit.utterance.speaker not in ("pasient", "pårørende")
     least = min_words if clinician else min_words - 1
     out = []
-    for sentence in _SENTENCE_SPLIT.split(normalize_numbers(" ".join(unit.utterance.text.split()))):
+    for sentence in SENTENCE_SPLIT.split(normalize_numbers(" ".join(unit.utterance.text.split()))):
         sentence = without_fillers(sentence.strip())
         words = _stems(sentence)
         negation = bool(_NEGATION.search(sentence))  # "Jeg har aldri røykt.": short, but it matters
@@ -359,10 +356,9 @@ def _has_drug_or_dose(text: str) -> bool:
 
 def _source_sentence(line: str, unit: Unit) -> str:
     """The sentence of the utterance that ``line`` rests on most."""
-    from summarize.drafter import _SENTENCE_SPLIT
 
     want = _stems(line)
-    parts = [p for p in _SENTENCE_SPLIT.split(unit.utterance.text) if p.strip()] or [unit.utterance.text]
+    parts = [p for p in SENTENCE_SPLIT.split(unit.utterance.text) if p.strip()] or [unit.utterance.text]
     return max(parts, key=lambda p: len(want & _stems(p)))
 
 
@@ -473,7 +469,6 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
 
     ``cover``: words a structured record already stands for (see :func:`uncovered`);
     ``keep``: the last ``keep`` lines (rendered records) are never replaced."""
-    from summarize.drafter import _section_for
 
     confidence = asr_confidence(unit.utterance)
     if confidence is not None and confidence < min_probability:
@@ -492,7 +487,7 @@ def backstop(template: object, unit: Unit, parsed: list[tuple[str, str]],
             sid = "legemidler" if "legemidler" in ids and _has_drug_or_dose(sentence) else (
                 "anamnese" if "anamnese" in ids else ids[0])
         else:
-            sid = _section_for(sentence, speaker, ids)
+            sid = section_for(sentence, speaker, ids)
         words = _stems(sentence)
         repeats = [i for i, (_, x) in enumerate(parsed) if i not in gone | fixed and _within(x, words)]
         if repeats:  # the sentence replaces the model's shorter line, in the model's section

@@ -103,7 +103,7 @@ def _kind(word: str, drugs: set[str]) -> str | None:
 
 
 def _drug_words(text: str) -> set[str]:
-    from summarize.verify import drug_mentions
+    from summarize.drugs import drug_mentions
 
     return {m.text.lower() for m in drug_mentions(text, fuzzy=False)}
 
@@ -136,7 +136,7 @@ def _same_drug(a: str, b: str, marker: str) -> bool:
     """"penicillin, altså fenoksymetylpenicillin", "Paracet, altså paracetamol": the same
     drug named twice (a brand and its substance, a group and its member), or any "altså"
     between two drug names: a clarification, not a correction."""
-    from summarize.verify import canonical_drug
+    from summarize.drugs import canonical_drug
 
     x, y = a.lower(), b.lower()
     return marker.lower() == "altså" or x in y or y in x or canonical_drug(x) == canonical_drug(y)

@@ -1,7 +1,7 @@
 """EPJ sinks: where an approved note goes. They accept only an :class:`ApprovedNote`.
 
-Sinks are chosen by name through :data:`SINKS` (a registry, not an ``if`` chain). The
-clipboard sink ("klipp og lim", what most trials use today) writes through a setter
+Sinks are chosen by name through :data:`summarize.sink_registry.SINKS` (a registry, not an
+``if`` chain). The clipboard sink ("klipp og lim", what most trials use today) writes through a setter
 the caller injects (the desktop app passes Qt's clipboard; tests pass a list), so this
 module stays Qt-free. The FHIR DocumentReference sink lives in :mod:`summarize.fhir`.
 """
@@ -107,23 +107,3 @@ def _thread_timer(seconds: float, fn: Callable[[], None]) -> threading.Timer:
     t.daemon = True
     t.start()
     return t
-
-
-SinkFactory = Callable[..., EpjSink]
-
-
-def _fhir(**kwargs: Any) -> EpjSink:
-    from summarize.fhir import FhirDocumentReferenceSink
-
-    return FhirDocumentReferenceSink(**kwargs)
-
-
-SINKS: dict[str, SinkFactory] = {"clipboard": ClipboardSink, "fhir": _fhir}
-
-
-def create_sink(name: str, **kwargs: Any) -> EpjSink:
-    try:
-        factory = SINKS[name]
-    except KeyError:
-        raise SinkError(f"unknown EPJ sink {name!r}; available: {', '.join(sorted(SINKS))}") from None
-    return factory(**kwargs)

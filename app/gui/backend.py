@@ -31,12 +31,12 @@ class Backend:
     def load_models(self, progress: Callable[[str], None]) -> None:
         """Load Whisper, then the LLM. A missing LLM is not fatal (extractive draft,
         flagged); a missing ASR model is (raised as the core's one-line error)."""
-        from app.cli import _engine_config
+        from app.common import engine_config
         from asr.engine import AsrEngine
 
         t0 = time.perf_counter()
         progress("asr")
-        self.asr = AsrEngine(_engine_config(self.settings))
+        self.asr = AsrEngine(engine_config(self.settings))
         self.asr.decoder()  # load the weights now, not at the first word
         logger.info("ASR model loaded in %.1f s", time.perf_counter() - t0)
         progress("llm")
@@ -96,7 +96,7 @@ class Backend:
 
     def make_sink(self, **kwargs: Any) -> Any:
         """The configured sink; the FHIR sink gets its settings and the patient."""
-        from summarize.sinks import create_sink
+        from summarize.sink_registry import create_sink
 
         name = self.settings.app.sink
         if name == "fhir":

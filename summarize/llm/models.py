@@ -37,9 +37,13 @@ from summarize.llm.convert import (
     build_from_gguf,
     build_from_hf,
     cache_lock,
+    check_gguf_architecture,
+    check_hf_source,
+    check_name,
     ct2_dirname,
     hf_dirname,
     llm_cache_root,
+    read_gguf_header,
     read_info,
     verify_manifest_cached,
 )
@@ -447,4 +451,59 @@ def verify_embedded_llms(
                                        progress_factory=progress_factory, full=full)
                 others.append(d)
         out.append((model_id, gguf, others))
+    return out
+
+
+def import_model(
+    source: Path,
+    name: str,
+    *,
+    cache_dir: Path | None = None,
+    quantization: str = DEFAULT_QUANTIZATION,
+    progress: ProgressFactory | None = None,
+    force: bool = False,
+    keep_hf: bool = True,
+) -> Path:
+    """Import a ``.gguf`` file or a Hugging Face model directory as ``name``; returns the
+    CTranslate2 directory ``<cache>/llm/<name>-ct2-<quantization>``.
+
+    A GGUF is first dequantised into ``<cache>/llm/<name>-hf`` (kept for the transformers
+    engine unless ``keep_hf`` is false). ``progress`` is a factory ``(label, total) ->
+    update(n)``; :func:`stage_unit` tells the unit of each label. Refuses to replace an
+    existing import unless ``force``.
+    """
+    check_name(name)
+    if name in EMBEDDED_LLMS:
+        raise LlmError(f"{name} is the id of an embedded model: choose another --name")
+    if quantization not in QUANTIZATIONS:
+        raise LlmError(
+            f"unknown quantization {quantization}: choose one of {', '.join(QUANTIZATIONS)}"
+        )
+    source = Path(source).expanduser()
+    is_gguf = source.is_file() or source.suffix.lower() == ".gguf"
+    if is_gguf:
+        check_gguf_architecture(read_gguf_header(source))  # before any weight is read
+    else:
+        check_hf_source(source)
+    root = llm_cache_root(cache_dir)
+    with cache_lock(root, name):
+        target = root / ct2_dirname(name, quantization)
+        if target.exists() and not force:
+            raise LlmError(f"{target} already exists: use --force to replace it, or another --name")
+        t0 = time.monotonic()
+        if is_gguf:
+            out, _ = build_from_gguf(
+                source.resolve(),
+                name,
+                root,
+                quantization=quantization,
+                keep_hf=keep_hf,
+                progress_factory=progress,
+            )
+            assert out is not None
+        else:
+            out = build_from_hf(
+                source.resolve(), name, root, quantization=quantization, progress_factory=progress
+            )
+    logger.info("imported %s as %s in %.0f s", source, out, time.monotonic() - t0)
     return out

@@ -41,7 +41,7 @@ class FhirBackend(FakeBackend):
         self.audit_log = AuditLog(audit_path, b"k" * 32)
 
     def make_sink(self, **kwargs: Any) -> Any:
-        from summarize.sinks import create_sink
+        from summarize.sink_registry import create_sink
 
         if "patient" in kwargs:
             return create_sink("fhir", config=self.settings.fhir, patient=kwargs["patient"])

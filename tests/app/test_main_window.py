@@ -85,7 +85,7 @@ class FakeBackend:
         return note
 
     def make_sink(self, **kwargs: Any) -> Any:
-        from summarize.sinks import create_sink
+        from summarize.sink_registry import create_sink
 
         return create_sink("clipboard", **kwargs)
 

@@ -126,7 +126,7 @@ def test_llm_server_down_falls_back_to_a_flagged_extractive_draft(note_env, tran
     assert any(s["sentences"] for s in out["sections"])  # nothing said is lost
 
 
-def test_note_through_an_openai_compatible_server(note_env, transcript_file, llm_server) -> None:
+def test_note_through_an_openai_compatible_server(note_env, transcript_file, llm_server) -> None:  # noqa: F811
     reply = "## Anamnese\nKontroll av blodtrykk.\n## Funn\nBT 148/94.\n## Vurdering\nIkke omtalt.\n## Plan\nKontroll om 6 uker."
     server = llm_server("ok", "--reply", reply)
     env = dict(note_env, SCRIBE_LLM__BASE_URL=server.base_url, SCRIBE_LLM__API_MODEL="test-model",

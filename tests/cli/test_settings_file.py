@@ -31,7 +31,6 @@ from app.settings import (
 )
 from asr.errors import ConfigError
 from summarize.llm.config import LlmConfig
-
 from tests.keyrings import MemoryKeyring
 
 SECRET = "sk-test-7f3a9c1e-do-not-log"

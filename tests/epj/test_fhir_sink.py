@@ -35,7 +35,7 @@ from summarize.identifiers import (
     with_check_digits,
 )
 from summarize.session import ApprovedNote, Session
-from summarize.sinks import create_sink
+from summarize.sink_registry import create_sink
 from summarize.types import NoteDraft, NoteSection, Sentence
 from tests.conftest import CLIENT, READ_ONLY
 from tests.fhir_server import Fault, FaultProxy, FhirServer

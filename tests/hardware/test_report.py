@@ -211,15 +211,15 @@ def test_json_round_trip(tmp_path: Path, figures: dict[str, Figure]) -> None:
 
 
 def test_default_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
-    import benchmarks.fingerprint
+    import hardware.fingerprint
 
-    monkeypatch.setattr(benchmarks.fingerprint, "fingerprint", lambda: {"cpu": "fake"})
+    monkeypatch.setattr(hardware.fingerprint, "fingerprint", lambda: {"cpu": "fake"})
     assert Report("hardware", "t").fingerprint == {"cpu": "fake"}
 
     def broken() -> dict[str, object]:
         raise RuntimeError("no psutil")
 
-    monkeypatch.setattr(benchmarks.fingerprint, "fingerprint", broken)
+    monkeypatch.setattr(hardware.fingerprint, "fingerprint", broken)
     assert Report("mic", "t").fingerprint == {"error": "RuntimeError: no psutil"}
 
 

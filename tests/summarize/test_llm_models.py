@@ -20,11 +20,12 @@ import asr.models as asr_models
 import summarize.llm.convert as convert
 import summarize.llm.models as models
 from summarize.errors import LlmError
-from summarize.llm.convert import import_model, read_gguf_header
+from summarize.llm.convert import read_gguf_header
 from summarize.llm.models import (
     QWEN25_CODER_0_5B,
     EmbeddedLlm,
     ensure_embedded,
+    import_model,
     resolve_hf_source,
     resolve_llm_model,
 )

@@ -8,7 +8,8 @@ import pytest
 
 from asr.types import Segment, Word
 from summarize.session import ApprovedNote, Session, SessionError, State, edit_ratio
-from summarize.sinks import ClipboardSink, SinkError, create_sink
+from summarize.sink_registry import create_sink
+from summarize.sinks import ClipboardSink, SinkError
 from summarize.smalltalk import SmallTalkFilter
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence
 from tests.fakes import note_template

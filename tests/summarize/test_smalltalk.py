@@ -278,7 +278,8 @@ def test_nynorsk_symptoms_and_worried_questions_are_clinical(rules: SmallTalkFil
 def test_a_turn_kept_only_for_its_context_does_not_carry_small_talk_on(rules: SmallTalkFilter) -> None:
     res = rules.filter(utts(
         ("lege", "Så du skihoppet i helga?"),
-        ("pasient", "Ja, og for en avslutning det ble, han landet jo nesten nede ved parkeringsplassen, altså, det var helt vilt å se på."),
+        ("pasient", "Ja, og for en avslutning det ble, han landet jo nesten nede ved parkeringsplassen, "
+                    "altså, det var helt vilt å se på."),
         ("lege", "Det må ha vært noe helt for seg selv."),  # after a cue-less long turn
         ("lege", "Hva kan jeg hjelpe deg med i dag?"),
     ))

@@ -511,7 +511,8 @@ def test_a_kind_of_record_goes_to_one_section_only(tmp_path: Path) -> None:
     problem = one(validate_template(write(tmp_path, "poster", EXTENDS, header)))
     assert "'medications'" in problem.message and "two sections" in problem.message
     bad = HEADER.replace("    instruction: Videre plan.\n", "    instruction: Videre plan.\n    records: [doses]\n")
-    assert "'medications', 'measurements' or 'allergies'" in one(validate_template(write(tmp_path, "poster2", EXTENDS, bad))).message
+    problem = one(validate_template(write(tmp_path, "poster2", EXTENDS, bad)))
+    assert "'medications', 'measurements' or 'allergies'" in problem.message
 
 
 def test_records_go_to_the_section_the_template_routes_them_to() -> None:
