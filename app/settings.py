@@ -187,22 +187,10 @@ class AuditSettings(BaseModel):
 
 
 def available_sinks() -> list[str]:
-    """Sink names a user can choose, clipboard first.
+    """Sink names a user can choose (:data:`summarize.sink_registry.SINKS`), clipboard first."""
+    from summarize.sink_registry import SINKS
 
-    Taken from ``summarize.sinks`` when it offers ``available_sinks()`` or a ``SINKS``
-    mapping; otherwise just the clipboard.
-    """
-    names: list[str] = []
-    try:
-        from summarize import sinks as mod
-
-        found = getattr(mod, "available_sinks", None)
-        names = list(found() if callable(found) else getattr(mod, "SINKS", ()) or ())
-    except Exception as exc:  # module missing or broken: the clipboard still works
-        logger.debug("no sink registry (%s)", type(exc).__name__)
-    out = [DEFAULT_SINK]
-    out += [str(n) for n in names if str(n) != DEFAULT_SINK]
-    return out
+    return [DEFAULT_SINK] + [name for name in SINKS if name != DEFAULT_SINK]
 
 
 def config_path() -> Path:

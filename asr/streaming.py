@@ -110,6 +110,7 @@ class StreamingTranscriber:
         self.gate = gate
         self.agreement = LocalAgreement()
         self.transcript = Transcript()
+        self.audio_end: float = 0.0  # session time of the last inserted sample
         self._clock = clock or (lambda: self.audio_end)
         self._queue: deque[GateEvent] = deque()
         self._buf = np.zeros(0, dtype=np.float32)
@@ -123,7 +124,6 @@ class StreamingTranscriber:
         self._rescued: list[Word] = []  # rescued words waiting to be emitted
         self._heard: list[list[float]] = []  # VAD speech [start, end] in the buffer
         self._next_id = 0
-        self.audio_end = 0.0  # session time of the last inserted sample
         self.decodes = 0
 
     # -- push side -------------------------------------------------------------------

@@ -472,6 +472,7 @@ class FhirDocumentReferenceSink:
         if not isinstance(note, ApprovedNote):
             raise SinkError("only an approved note can be delivered")
         self.check()
+        assert self.patient is not None  # check() refuses a delivery without a patient
         resource = build_document_reference(
             config=self.config, subject=parse_subject(self.patient),
             identifier=note_identifier(self.patient, note.text), text=note.text, title=note.title,

@@ -351,7 +351,7 @@ def _has_drug_or_dose(text: str) -> bool:
 
     norm = normalize_numbers(text)
     return bool(find_drugs(norm, fuzzy=False)) or any(
-        q.kind == "dose" and q.unit.lower() in _DOSE_UNITS for q in extract_quantities(norm, normalized=True))
+        q.kind == "dose" and (q.unit or "").lower() in _DOSE_UNITS for q in extract_quantities(norm, normalized=True))
 
 
 def _source_sentence(line: str, unit: Unit) -> str:

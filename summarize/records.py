@@ -286,7 +286,7 @@ def find_vitals(text: str) -> list[Vital]:
                 continue
             value = float(n.group(1).replace(",", "."))
             if lo <= value <= hi and name not in seen:
-                found.append((w.start(), Vital(name=name, value=n.group(1))))
+                found.append((w.start(), Vital.model_validate({"name": name, "value": n.group(1)})))
                 seen.add(name)
                 break
     return [v for _, v in sorted(found, key=lambda x: x[0])]

@@ -435,12 +435,12 @@ class NoteTemplate:
             raise _RenderFailure(TemplateProblem(
                 str(self.path), 1, f"the template takes too long to render (over {RENDER_TIME_LIMIT_S:g} s): "
                 "a loop that is too large?"))
-        exc = result.get("exc")
-        if isinstance(exc, _TooLong):
+        failure = result.get("exc")
+        if isinstance(failure, _TooLong):
             raise _RenderFailure(TemplateProblem(
                 str(self.path), 1, f"the rendered note is too long (over {MAX_OUTPUT_CHARS} characters)"))
-        if exc is not None:
-            raise _RenderFailure(_problem_from_exception(exc, self.path, detail)) from None
+        if failure is not None:
+            raise _RenderFailure(_problem_from_exception(failure, self.path, detail)) from None
         return _tidy(result["out"])
 
 

@@ -54,7 +54,8 @@ class _WordRecord(BaseModel):
     end: float = Field(ge=0, allow_inf_nan=False)
     probability: float = Field(default=1.0, ge=0, le=1, allow_inf_nan=False)
 
-    _numbers = field_validator("start", "end", "probability", mode="before")(classmethod(_int_as_float))
+    _numbers = field_validator("start", "end", "probability", mode="before")(  # type: ignore[var-annotated]
+        classmethod(_int_as_float))
 
 
 class _SegmentRecord(BaseModel):
@@ -70,7 +71,7 @@ class _SegmentRecord(BaseModel):
     speaker: str | None = None
     words: list[_WordRecord] = Field(default_factory=list)
 
-    _numbers = field_validator("start", "end", mode="before")(classmethod(_int_as_float))
+    _numbers = field_validator("start", "end", mode="before")(classmethod(_int_as_float))  # type: ignore[var-annotated]
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -407,7 +407,7 @@ def cache_lock(root: Path, name: str) -> Iterator[None]:
 
             while True:
                 try:
-                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  # Windows only
                     break
                 except OSError:
                     time.sleep(0.5)
@@ -415,7 +415,7 @@ def cache_lock(root: Path, name: str) -> Iterator[None]:
                 yield
             finally:
                 fh.seek(0)
-                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # Windows only
             return
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

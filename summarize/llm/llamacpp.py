@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from summarize.errors import LlmError
 from summarize.llm.base import ChatMessage, Generation, TokenCallback
@@ -134,13 +134,13 @@ class _Loaded:
     # ------------------------------------------------------------------ prompt
 
     def render(self, messages: list[ChatMessage]) -> tuple[str, bool]:
-        chat = [{"role": m.role, "content": m.content} for m in messages]
+        chat: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
         try:
             res = self.formatter(messages=chat)
         except Exception as exc:
             # Some templates (Gemma) refuse a system turn: fold it into the first user turn.
             if chat and chat[0]["role"] == "system" and len(chat) > 1 and chat[1]["role"] == "user":
-                rest = [dict(m) for m in chat[1:]]
+                rest: list[Any] = [dict(m) for m in chat[1:]]
                 rest[0]["content"] = f"{chat[0]['content']}\n\n{rest[0]['content']}"
                 try:
                     res = self.formatter(messages=rest)
@@ -363,7 +363,7 @@ class LlamaCppEngine:
                     steps.close()
 
             try:
-                text, n, finish = stream_tokens(tokens(), m.tokens, max_tokens=limit, stop=stop,
+                text, n, finish = stream_tokens(tokens(), cast(Any, m.tokens), max_tokens=limit, stop=stop,
                                                 on_token=on_token)
             except (RuntimeError, ValueError) as exc:
                 raise LlmError(f"the LLM failed while generating: {exc}") from None

@@ -78,7 +78,7 @@ def structured_call(
         try:
             result = parse(model, gen.text)
         except ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {}
+            first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {}
             problem = f"{'.'.join(str(x) for x in first.get('loc', ()))}: {first.get('msg', 'invalid')}"
             logger.info("structured call: invalid answer (%s), attempt %d", problem, attempt + 1)
             msgs = [*messages, ChatMessage("assistant", gen.text),
