@@ -351,9 +351,23 @@ def test_the_import_button_imports_on_a_worker_thread(
     other = TemplateEditor(tmp_path / "region")
     qtbot.addWidget(other)
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(pack), ""))
+    import threading
+
+    from app.gui import template_editor as module
+
+    release = threading.Event()
+    real_import = module._import
+
+    def held(*args: object) -> object:  # the worker waits until the test has looked
+        assert release.wait(20)
+        return real_import(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "_import", held)
     qtbot.mouseClick(other.import_button, Qt.MouseButton.LeftButton)
-    assert other.is_importing() and not other.import_button.isEnabled()
+    qtbot.wait(100)  # the event loop runs meanwhile: the window is not frozen
+    assert other.is_importing() and not other.import_button.isEnabled() and other.busy.isVisibleTo(other)
     assert other.status_label.text() == "Importerer pakke.zip …"
+    release.set()
     qtbot.waitUntil(lambda: not other.is_importing(), timeout=20_000)
     assert "3 fil(er) skrevet" in other.status_label.text() and other.import_button.isEnabled()
     assert other.local_template_ids() == ["allmennmedisin"]
