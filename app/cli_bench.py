@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.bench_common import add_report_args, check_report_paths  # noqa: F401  (kept importable here)
-
 
 def add_bench_parser(sub: Any) -> None:
     b = sub.add_parser("bench", help="measure this machine, its microphone and the models (reports for IT)")

@@ -16,11 +16,11 @@ from summarize.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
 from summarize.injection import without_instructions
 from summarize.llm.base import LlmEngine
 from summarize.retractions import resolve_utterances
+from summarize.sentences import SENTENCE_END
 from summarize.types import Dropped, FilteredTranscript, Flag, NoteDraft, Utterance
 
 logger = logging.getLogger(__name__)
 
-_SENTENCES = re.compile(r"(?<=[.!?])\s+")
 _CLAUSES = re.compile(r",\s+|\s+og\s+")
 
 
@@ -56,7 +56,7 @@ def clean_mixed(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[i
         if u.id in keep:
             out.append(u)
             continue
-        parts = [p for p in _SENTENCES.split(u.text) if p.strip()]
+        parts = [p for p in SENTENCE_END.split(u.text) if p.strip()]
         if len(parts) < 2 and not smalltalk.analyse(u.text).social:
             out.append(u)
             continue

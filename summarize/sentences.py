@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"(])|\n+")
+# any sentence end followed by space (a turn's own sentences, whatever case comes next)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 STOP_WORDS = frozenset(
     "og i på er det som en et til av for med at har ikke jeg du han hun vi de den dette "

@@ -30,6 +30,7 @@ import yaml
 from asr.errors import ConfigError
 from summarize.errors import TranscriptInputError
 from summarize.llm.base import ChatMessage, LlmEngine
+from summarize.sentences import SENTENCE_END
 from summarize.transcript_io import normalize_speaker
 from summarize.types import Dropped, FilteredTranscript, Utterance
 
@@ -54,7 +55,6 @@ _DIGITS = re.compile(r"^\d+(?:[.,]\d+)?$")
 _GLUED_UNIT = re.compile(r"^(\d+(?:[.,]\d+)?)([a-zµ]+)$")
 _TOKEN = re.compile(r"[^\W_]+(?:[.,]\d+)?|%")
 _SLASH_VALUES = re.compile(r"\b\d{2,3}\s*/\s*\d{2,3}\b")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # a capitalised word after a lower-case word or a comma (not a sentence's first word)
 _PROPER_NOUN = re.compile(r"(?<=[a-zæøå,])\s+([A-ZÆØÅ][a-zæøåéü]{2,})\b")
 _PER = set("om i per pr hver hvert ganger".split())
@@ -656,7 +656,7 @@ class SmallTalkFilter:
         hehe." - "Bruker du hansker når du tar oppvasken?"). A one-sentence turn with
         social cues was judged as a whole: False. With ``travel_is_clinical`` a sentence
         about travel does not count as small talk (travel history matters for a fever)."""
-        sentences = [x for x in _SENTENCE_END.split(text.strip()) if x.strip()]
+        sentences = [x for x in SENTENCE_END.split(text.strip()) if x.strip()]
         if len(sentences) < 2:
             return False
         for k in range(len(sentences) - 1, 0, -1):

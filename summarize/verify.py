@@ -71,6 +71,7 @@ from summarize.numbers import (
     normalize_numbers,
     quantity_supports,
 )
+from summarize.records import implausible_values
 from summarize.retractions import resolve, retractions_in
 from summarize.types import Flag, NoteDraft, Sentence, Utterance
 
@@ -415,8 +416,6 @@ class Verifier:
                          for f in self._check_laterality(section, text, norm, evidence, scope, index))
         flags.extend(self._retracted_words(section, text, norm, index))
         if self.options.check_numbers:
-            from summarize.records import implausible_values
-
             flags.extend(Flag("implausible_value", v, section, text) for v in implausible_values(text))
         if self.options.check_evidence and not evidence:
             words = [t.word for t in _tokens(norm) if _is_content(t.word) or t.word.isdigit()]
