@@ -31,8 +31,6 @@ from app.common import (
     Printer,
     add_global_flags,
     configure_logging,
-    engine_config,
-    fmt_time,
     progress_factory,
     run_guarded,
 )
@@ -119,11 +117,25 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _file_bar(source: Any, enabled: bool) -> tuple[Any, Callable[[float], None] | None]:
+    """A tqdm bar over a file's duration on a terminal: (bar or None, on_progress or None)."""
+    if source.live or not enabled or not sys.stderr.isatty():
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=round(source.duration, 1), unit="s", desc="transcribing", file=sys.stderr, leave=False)
+
+    def on_progress(pos: float) -> None:
+        bar.update(round(pos, 1) - bar.n)
+
+    return bar, on_progress
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from app.settings import load_settings
-    from asr.engine import AsrEngine
-    from asr.pipeline import run_stream
     from asr.sources import FileSource, SoundDeviceSource
+    from summarize.consultation.engine import Scribe
+    from summarize.consultation.events import Committed, Tentative
 
     vocabulary = [w.strip() for w in args.vocabulary.split(",") if w.strip()] if args.vocabulary else None
     settings = load_settings(
@@ -148,29 +160,31 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     else:
         source = FileSource(args.path, realtime=args.realtime)
         source_name = os.path.basename(args.path)
-    engine = AsrEngine(engine_config(settings), progress_factory=progress_factory(sys.stderr))
+    scribe = Scribe(settings, progress_factory=progress_factory(sys.stderr))
+    engine = scribe.load_asr()
 
     out = sys.stdout
     printer = Printer(out, args.json, show_tentative=out.isatty() and (args.mic or args.realtime))
-    bar = None
-    on_progress = None
-    if not source.live and not args.json and sys.stderr.isatty():
-        from tqdm import tqdm
 
-        bar = tqdm(total=round(source.duration, 1), unit="s", desc="transcribing", file=sys.stderr, leave=False)
+    def on_event(ev: Any) -> None:
+        if isinstance(ev, Committed):
+            printer.event(ev.segment)
+        elif isinstance(ev, Tentative):
+            printer.event(ev)
 
-        def on_progress(pos: float) -> None:
-            bar.update(round(pos, 1) - bar.n)
-
+    bar, on_progress = _file_bar(source, not args.json)
+    consultation = scribe.consultation(None, source, on_event=on_event, live=False, on_progress=on_progress)
     if args.mic:
         print(f"listening on {source_name}; press Ctrl-C to stop", file=sys.stderr)
     try:
-        result = run_stream(source, engine.transcriber, printer.event, on_progress)
+        consultation.record()
     finally:
         if bar is not None:
             bar.close()
         printer.close()
-
+    result = consultation.stream
+    segments = len(consultation.segments)
+    consultation.end()  # the transcript was printed; nothing of it stays in memory
     summary = {
         "type": "summary",
         "audio_s": round(result.audio_s, 3),
@@ -178,12 +192,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         "rtf": round(result.rtf, 4),
         "wall_s": round(result.wall_s, 3),
         "clock": result.clock,
-        "segments": len(result.transcript.segments),
+        "segments": segments,
         "model": engine.model_id,
         "device": engine.device,
         "compute_type": engine.compute_type,
     }
-    empty = not result.transcript.segments
+    empty = not segments
     if empty:
         summary["note"] = "no speech detected" if result.audio_s > 0 else "the audio is empty"
     if result.interrupted:
@@ -195,14 +209,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         out.flush()
     else:
         print(
-            f"{source_name}: {result.audio_s:.1f} s of audio, {len(result.transcript.segments)} segments, "
+            f"{source_name}: {result.audio_s:.1f} s of audio, {segments} segments, "
             f"processing {result.processing_s:.1f} s (RTF {result.rtf:.2f}), "
             f"{engine.model_id} on {engine.device}/{engine.compute_type}",
             file=sys.stderr,
         )
     if empty and result.error is None:
         print(f"note: {summary['note']} in {source_name}; the transcript is empty", file=sys.stderr)
-    result.transcript.clear()
     if result.error is not None:
         raise result.error
     return 0
@@ -244,50 +257,7 @@ def cmd_models_dispatch(args: argparse.Namespace) -> int:
     return code
 
 
-def _transcribe_for_note(args: argparse.Namespace, settings: Any, vocabulary: list[str]) -> tuple[list[Any], float, Any, float]:
-    """Transcribe the audio (as fast as possible) into utterances; a progress bar on a terminal.
-    Returns (utterances, seconds taken, the ASR engine, audio duration)."""
-    import time
-
-    from asr.engine import AsrEngine
-    from asr.pipeline import run_stream
-    from asr.sources import FileSource
-    from summarize.types import utterances_from_segments
-
-    source = FileSource(args.audio, realtime=False)
-    config = engine_config(settings)
-    if vocabulary:
-        import dataclasses
-
-        config = dataclasses.replace(config, decode=dataclasses.replace(config.decode, vocabulary=tuple(vocabulary)))
-    engine = AsrEngine(config, progress_factory=progress_factory(sys.stderr))
-    bar = None
-    on_progress = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=round(source.duration, 1), unit="s", desc="transcribing", file=sys.stderr, leave=False)
-
-        def on_progress(pos: float) -> None:
-            bar.update(round(pos, 1) - bar.n)
-
-    t0 = time.perf_counter()
-    try:
-        result = run_stream(source, engine.transcriber, on_progress=on_progress)
-    finally:
-        if bar is not None:
-            bar.close()
-    utterances = utterances_from_segments(result.transcript.segments)
-    result.transcript.clear()
-    args.audio_problem = None
-    if result.error is not None:
-        print(f"scribe: warning: {printable(str(result.error))} (drafting from what was transcribed)", file=sys.stderr)
-        args.audio_problem = (f"Opptaket ble bare lest til {fmt_time(result.audio_s)} (filen er avkortet eller "
-                              "skadet); resten mangler i transkripsjonen og i notatet.")
-    return utterances, time.perf_counter() - t0, engine, source.duration
-
-
-def _delivery_sink(args: argparse.Namespace, settings: Any) -> Any:
+def _delivery_sink(args: argparse.Namespace, scribe: Any) -> Any:
     """The sink for ``--deliver``, checked before any work (patient, author, URL, TLS, login)."""
     from asr.errors import ConfigError
 
@@ -296,51 +266,39 @@ def _delivery_sink(args: argparse.Namespace, settings: Any) -> Any:
             if getattr(args, flag):
                 raise ConfigError(f"--{flag} goes with --deliver")
         return None
-    from summarize.sink_registry import SINKS, create_sink
-
     name = args.deliver.strip().lower()
     if name == "clipboard":
         raise ConfigError("the clipboard sink belongs to the desktop app ('scribe app'); "
                           "in a terminal the note is printed on stdout")
-    if name not in SINKS:
-        raise ConfigError(f"unknown EPJ sink {name!r}; available: {', '.join(sorted(SINKS))}")
     if not args.approve and not sys.stdin.isatty():
         raise ConfigError("--deliver needs --approve when not run from a terminal: read the draft, then approve it")
     if args.json:
         raise ConfigError("--deliver prints the note as text for the clinician to read; leave out --json")
-    sink = create_sink(name, config=settings.fhir, patient=args.patient, encounter=args.encounter)
+    sink = scribe.sink(name, patient=args.patient, encounter=args.encounter)
     sink.preflight()
-    from summarize.audit import check_before_delivery
+    from summarize.delivery.audit import check_before_delivery
 
-    check_before_delivery(settings.audit.open())  # no unaudited delivery
+    check_before_delivery(scribe.audit())  # no unaudited delivery
     return sink
 
 
-def _approve_and_deliver(args: argparse.Namespace, settings: Any, session: Any, result: Any, sink: Any,
-                         run: Any) -> int:
+def _approve_and_deliver(args: argparse.Namespace, consultation: Any, sink: Any, timing: dict[str, Any]) -> int:
     """The clinician approves the printed draft (``--approve`` or a yes at the prompt);
-    the note goes to the EPJ; the audit line is written; the session is wiped."""
-    from summarize.delivery import Delivery, end_session
-
-    audit = settings.audit.open()
-    session.set_draft(result.draft, result.filtered)
+    the note goes to the EPJ; the audit line is written; the consultation is wiped."""
     if not args.approve:
         print(f"Godkjenn notatet over og send det til journalen ({sink.name})? [j/N] ", end="",
               file=sys.stderr, flush=True)
         if sys.stdin.readline().strip().lower() not in ("j", "ja", "y", "yes"):
-            end_session(session, "discarded", run=run, audit=audit)
+            consultation.end("discarded", **timing)
             print("ikke sendt: utkastet er forkastet", file=sys.stderr)
             return 0
-    accepted = len(session.unresolved)
-    for i, item in enumerate(session.flags):
-        if item.resolution is None:
-            session.resolve_flag(i, "accepted")
-    delivery = Delivery(session.approve(), sink)
+    accepted = len(consultation.session.unresolved)
     try:
-        receipt = delivery.send()
-    except Exception as exc:
-        unknown = bool(getattr(exc, "maybe_stored", False))
-        end_session(session, "unknown" if unknown else "failed", delivery=delivery, run=run, audit=audit)
+        consultation.approve(sink, accept_flags=True)
+        receipt = consultation.send()
+    except Exception:
+        unknown = consultation.outcome == "unknown"
+        consultation.end(**timing)
         if unknown:  # never "not stored" when we cannot know
             print("scribe: it is NOT KNOWN whether the EPJ stored the note (the answer was lost); it is printed "
                   "above. Running the same command again is safe: the EPJ recognises the note and does not "
@@ -349,86 +307,93 @@ def _approve_and_deliver(args: argparse.Namespace, settings: Any, session: Any, 
             print("scribe: the note was NOT stored in the EPJ; it is printed above (copy it, or run again)",
                   file=sys.stderr)
         raise
-    end_session(session, "delivered", delivery=delivery, run=run, audit=audit)
+    consultation.end(**timing)
     print(f"godkjent ({accepted} merknad(er) godtatt) og sendt: {receipt.detail}", file=sys.stderr)
     return 0
 
 
 def cmd_note(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
     from app.settings import load_settings
-    from summarize.errors import TranscriptInputError
-    from summarize.note import make_note, note_json, note_text
-    from summarize.templates import load_template
-    from summarize.transcript_io import read_transcript
+    from summarize.consultation.engine import Scribe
+    from summarize.templates.template import load_template
 
     settings = load_settings(
         asr={"model": args.model, "language": args.language},
         llm={"model": args.llm, "engine": args.llm_engine},
     )
     template = load_template(args.template)  # an unknown template fails before any work
-    sink = _delivery_sink(args, settings)  # so does a wrong patient number or EPJ setting
-    engine = None
+    scribe = Scribe(settings, progress_factory=progress_factory(sys.stderr))
+    sink = _delivery_sink(args, scribe)  # so does a wrong patient number or EPJ setting
     if not args.no_llm:  # a missing or wrong model fails before the audio is transcribed
-        from summarize.llm.registry import create_engine
+        scribe.load_llm()
+    try:
+        return _draft_and_print(args, scribe, template, sink)
+    finally:
+        scribe.close()
 
-        engine = create_engine(settings.llm)
+
+def _draft_and_print(args: argparse.Namespace, scribe: Any, template: Any, sink: Any) -> int:
+    """Transcribe (or read the transcript), draft, print; then approve and deliver with ``--deliver``."""
+    from pathlib import Path
+    from time import perf_counter as clock
+
+    from summarize.draft.note import note_json, note_text
+    from summarize.errors import TranscriptInputError
+    from summarize.transcript_io import read_transcript
+
     asr_s: float | None = None
-    asr_engine = None
-    audio_s = 0.0
     if args.transcript:
         utterances = read_transcript(Path(args.transcript))
+        consultation = scribe.consultation(template, live=False)
+        consultation.start()
+        consultation.add_utterances(utterances)
+        consultation.session.audio_s = (utterances[-1].end or 0.0) if utterances else 0.0
     else:
-        utterances, asr_s, asr_engine, audio_s = _transcribe_for_note(args, settings, list(template.vocabulary))
-        if not utterances:  # silent or empty audio is not an error: an empty draft that says so
+        from asr.sources import FileSource
+
+        source = FileSource(args.audio, realtime=False)
+        scribe.load_asr()
+        bar, on_progress = _file_bar(source, True)
+        consultation = scribe.consultation(template, source, live=False, on_progress=on_progress)
+        t0 = clock()
+        try:
+            consultation.record()
+        finally:
+            if bar is not None:
+                bar.close()
+        asr_s = clock() - t0
+        if consultation.audio_problem:
+            print(f"scribe: warning: {printable(consultation.audio_problem)} (drafting from what was transcribed)",
+                  file=sys.stderr)
+        if not consultation.segments:  # silent or empty audio is not an error: an empty draft that says so
             if sink is not None:
+                consultation.end(audit=False)
                 raise TranscriptInputError(f"no speech was recognised in {args.audio}: nothing to send to the EPJ")
             print(f"scribe: note: no speech was recognised in {printable(args.audio)}; the draft is empty",
                   file=sys.stderr)
-    session = None
-    if sink is not None:
-        from asr.types import Segment
-        from summarize.session import Session
-
-        session = Session(template)
-        session.start()
-        for i, u in enumerate(utterances):  # a text transcript has no times: keep its order
-            start = u.start if u.start is not None else float(i)
-            end = u.end if u.end is not None else start
-            session.add_segment(Segment(u.id, start, end, u.text, tuple(u.words or ()), end))
-        session.audio_s = audio_s or (utterances[-1].end or 0.0 if utterances else 0.0)
-        session.stop()
     tty = sys.stderr.isatty() and not args.json
 
     def progress(msg: str) -> None:
         if tty:
             print(f"\r{msg} …", end="", file=sys.stderr, flush=True)
 
-    t0 = time.perf_counter()
+    t0 = clock()
     try:
-        from summarize.drafter import DraftOptions
-
-        options = DraftOptions(strategy=settings.llm.draft, batch_size=settings.llm.batch)
-        result = make_note(utterances, template, engine, options=options, on_progress=progress)
+        result = consultation.draft(on_progress=progress)
+    except BaseException:
+        consultation.end(audit=False)
+        raise
     finally:
         if tty:
             print("\r", end="", file=sys.stderr)
-        if engine is not None:
-            engine.close()
-    stop_to_draft = time.perf_counter() - t0
-    if getattr(args, "audio_problem", None):  # a cut recording: the clinician must see it before approving
-        from summarize.types import Flag
-
-        result.draft.flags.insert(0, Flag("truncated_audio", args.audio_problem))
+    stop_to_draft = clock() - t0
     timing = {
         "asr_s": round(asr_s, 3) if asr_s is not None else None,
         "draft_s": result.timing.get("draft_s"),
         "stop_to_draft_s": round(stop_to_draft, 3),
         "tokens_per_s": result.timing.get("tokens_per_s"),
     }
-    models = {"asr": getattr(asr_engine, "model_id", None), "llm": engine.model_id if engine else None}
+    models = {"asr": getattr(scribe.asr, "model_id", None), "llm": getattr(scribe.llm, "model_id", None)}
     if args.json:
         print(json.dumps(note_json(result, models, timing), ensure_ascii=False))
     else:
@@ -439,11 +404,9 @@ def cmd_note(args: argparse.Namespace) -> int:
             f"{timing['stop_to_draft_s']:.1f} s)",
             file=sys.stderr,
         )
-    if session is not None:
-        from summarize.delivery import RunInfo
-
-        run = RunInfo.of(asr_engine, engine, **timing)
-        return _approve_and_deliver(args, settings, session, result, sink, run)
+    if sink is not None:
+        return _approve_and_deliver(args, consultation, sink, timing)
+    consultation.end(audit=False)  # printed, not delivered: nothing to audit, everything wiped
     return 0
 
 
@@ -467,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         args.command = "app"  # `scribe` alone opens the window
     configure_logging(args.debug, args.verbose)
-    from summarize.privacy import disable_core_dumps
+    from summarize.consultation.privacy import disable_core_dumps
 
     disable_core_dumps()  # a crash must not write the session's memory to disk
     if args.command in ("transcribe", "note", "demo", "app", "bench", "models"):

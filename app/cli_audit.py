@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asr.errors import ScribeError
-from summarize.audit import (
+from summarize.delivery.audit import (
     KEYRING_SERVICE,
     AuditError,
     AuditLog,

@@ -153,8 +153,8 @@ def _llm_models(settings: Any, extra: list[str], progress: Any) -> list[str]:
 
 def run_hardware(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Probe, measure and recommend; returns (the report, the raw results)."""
-    from app.common import engine_config
     from app.settings import load_settings
+    from asr.engine import AsrConfig
     from hardware import model_bench as mb
     from hardware.probe import probe
     from hardware.recommend import recommend
@@ -178,7 +178,7 @@ def run_hardware(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     machine = probe()
     plan = mb.asr_plan(asr_models, machine["compute_types"], quick=args.quick)
-    base = engine_config(settings)
+    base = AsrConfig.from_settings(settings.asr)
     print(f"measuring {len(plan)} ASR configuration(s) on {clip.name} ({clip.duration_s:.0f} s) and "
           f"{len(llm_models)} LLM(s) …", file=sys.stderr, flush=True)
     asr_rows = [mb.bench_asr(m, dev, ct, clip, base, progress_factory=progress) for m, dev, ct in plan]
@@ -350,7 +350,7 @@ def check_dataset(folder: Path) -> list[dict[str, Any]]:
     import yaml
 
     from benchmarks.note_quality import consultation_audio
-    from summarize.templates import load_template
+    from summarize.templates.template import load_template
 
     if not folder.exists():
         raise ConfigError(f"dataset folder {folder} does not exist")

@@ -135,10 +135,10 @@ def resolve_reference(spec: str | None, live: bool, language: str | None) -> str
 
 
 def _load_engine(settings: Any) -> Any:
-    from app.common import engine_config, progress_factory
-    from asr.engine import AsrEngine
+    from app.common import progress_factory
+    from asr.engine import AsrConfig, AsrEngine
 
-    return AsrEngine(engine_config(settings), progress_factory=progress_factory(sys.stderr))
+    return AsrEngine(AsrConfig.from_settings(settings.asr), progress_factory=progress_factory(sys.stderr))
 
 
 def _bars(stream: Any) -> tuple[Callable[[str, float], None], Callable[[], None]]:

@@ -38,7 +38,7 @@ def cmd_epj(args: argparse.Namespace) -> int:
 
 def _test(settings: Any, args: argparse.Namespace) -> int:
     from asr.errors import ConfigError
-    from summarize.fhir import connection_test
+    from summarize.delivery.fhir import connection_test
 
     if args.sink == "clipboard":
         raise ConfigError("the clipboard sink has no connection to test; 'scribe epj test' checks --sink fhir")

@@ -39,29 +39,6 @@ def progress_factory(stream: TextIO) -> Callable[[str, int], Callable[[int], Non
     return bars(stream)
 
 
-def engine_config(settings: Any) -> Any:
-    from asr.decoder import DecodeOptions, normalize_language
-    from asr.engine import AsrConfig
-    from asr.streaming import StreamingOptions
-    from asr.vad import VadOptions
-
-    a = settings.asr
-    return AsrConfig(
-        model=a.model,
-        device=a.device,
-        compute_type=None if a.compute_type == "auto" else a.compute_type,
-        cpu_threads=a.cpu_threads,
-        decode=DecodeOptions(
-            language=normalize_language(a.language),
-            beam_size=a.beam_size,
-            interim_beam_size=a.interim_beam_size,
-            vocabulary=tuple(a.vocabulary),
-        ),
-        streaming=StreamingOptions(min_chunk_s=a.min_chunk_s),
-        vad=VadOptions(aggressiveness=a.vad_aggressiveness, end_silence_s=a.end_silence_s),
-    )
-
-
 def fmt_time(t: float) -> str:
     m, s = divmod(max(t, 0.0), 60)
     return f"{int(m):02d}:{s:04.1f}"

@@ -70,9 +70,9 @@ class _Progress:
 
 
 def _transcript_part() -> None:
-    from app.common import Printer, engine_config, progress_factory
+    from app.common import Printer, progress_factory
     from app.settings import load_settings
-    from asr.engine import AsrEngine
+    from asr.engine import AsrConfig, AsrEngine
     from asr.evaluation import error_rates
     from asr.pipeline import run_stream
     from asr.sources import FileSource
@@ -82,7 +82,7 @@ def _transcript_part() -> None:
             "sagt nå;\n   hvert segment skrives når det er bekreftet.")
     source = FileSource(str(SPEECH), realtime=False)
     settings = load_settings()
-    engine = AsrEngine(engine_config(settings), progress_factory=progress_factory(sys.stderr))
+    engine = AsrEngine(AsrConfig.from_settings(settings.asr), progress_factory=progress_factory(sys.stderr))
     _say(f"   laster talemodellen ({settings.asr.model or 'den innebygde'}) …")
     printer = Printer(sys.stdout, as_json=False, show_tentative=sys.stdout.isatty())
     result = run_stream(source, engine.transcriber, printer.event)
@@ -101,10 +101,10 @@ def _transcript_part() -> None:
 
 def _note_part() -> None:
     from app.settings import load_settings
-    from summarize.drafter import DraftOptions
+    from summarize.draft.drafter import DraftOptions
+    from summarize.draft.note import make_note, note_text
     from summarize.llm.registry import create_engine
-    from summarize.note import make_note, note_text
-    from summarize.templates import load_template
+    from summarize.templates.template import load_template
     from summarize.transcript_io import read_transcript
 
     template = load_template(TEMPLATE)

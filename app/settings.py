@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from asr.errors import ConfigError
 from asr.models import DEFAULT_ASR_MODEL
-from summarize.fhir import FhirConfig
+from summarize.delivery.fhir import FhirConfig
 from summarize.llm.config import LlmConfig
 
 logger = logging.getLogger(__name__)
@@ -176,19 +176,19 @@ class AuditSettings(BaseModel):
     keyring_service: str = Field(default="ambient-scribe", description="OS keyring service of the HMAC key")
 
     def open(self) -> Any:
-        """The :class:`summarize.audit.AuditLog`, or None when disabled. The key is read
+        """The :class:`summarize.delivery.audit.AuditLog`, or None when disabled. The key is read
         from the keyring (created on first use) only when a line is written."""
         if not self.enabled:
             return None
-        from summarize.audit import AuditLog, audit_key, default_audit_path
+        from summarize.delivery.audit import AuditLog, audit_key, default_audit_path
 
         path = Path(self.path).expanduser() if self.path else default_audit_path()
         return AuditLog(path, lambda: audit_key(self.keyring_service))
 
 
 def available_sinks() -> list[str]:
-    """Sink names a user can choose (:data:`summarize.sink_registry.SINKS`), clipboard first."""
-    from summarize.sink_registry import SINKS
+    """Sink names a user can choose (:data:`summarize.delivery.registry.SINKS`), clipboard first."""
+    from summarize.delivery.registry import SINKS
 
     return [DEFAULT_SINK] + [name for name in SINKS if name != DEFAULT_SINK]
 

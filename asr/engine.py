@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,26 @@ class AsrConfig:
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     streaming: StreamingOptions = field(default_factory=StreamingOptions)
     vad: VadOptions = field(default_factory=VadOptions)
+
+    @classmethod
+    def from_settings(cls, a: Any) -> AsrConfig:
+        """The config of the settings' ``[asr]`` section (any object with its fields)."""
+        from asr.decoder import normalize_language
+
+        return cls(
+            model=a.model,
+            device=a.device,
+            compute_type=None if a.compute_type == "auto" else a.compute_type,
+            cpu_threads=a.cpu_threads,
+            decode=DecodeOptions(
+                language=normalize_language(a.language),
+                beam_size=a.beam_size,
+                interim_beam_size=a.interim_beam_size,
+                vocabulary=tuple(a.vocabulary),
+            ),
+            streaming=StreamingOptions(min_chunk_s=a.min_chunk_s),
+            vad=VadOptions(aggressiveness=a.vad_aggressiveness, end_silence_s=a.end_silence_s),
+        )
 
 
 class AsrEngine:

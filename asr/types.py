@@ -69,6 +69,7 @@ class Segment:
     text: str
     words: tuple[Word, ...]
     emitted_at: float
+    speaker: str | None = None  # "lege", "pasient", "pårørende" when known (a labelled transcript)
 
     def to_dict(self) -> dict[str, object]:
         return {

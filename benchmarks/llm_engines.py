@@ -81,8 +81,8 @@ def _one(engine: str, llm: str | None, tokens: int) -> dict[str, Any]:
 def _prefix_saving(eng: Any) -> dict[str, Any]:
     """A line-drafting prompt (rules, sections, worked examples) for two utterances, with and
     without the prefix states: seconds of the second call and tokens evaluated."""
-    from summarize.lines import Unit, build_messages
-    from summarize.templates import load_template
+    from summarize.draft.lines import Unit, build_messages
+    from summarize.templates.template import load_template
     from summarize.types import Utterance
 
     template = load_template("allmennmedisin")

@@ -115,7 +115,7 @@ def load_case(path: Path) -> dict[str, Any]:
 
 
 def template_for(specialty: str) -> Any:
-    from summarize.templates import load_template
+    from summarize.templates.template import load_template
 
     return load_template(specialty)
 
@@ -201,16 +201,32 @@ def note_metrics(case: dict[str, Any], result: Any, template: Any) -> dict[str, 
     }
 
 
-def audio_utterances(case: dict[str, Any], asr: Any) -> tuple[list[Utterance], float]:
-    from asr.pipeline import run_stream
-    from asr.sources import FileSource
-    from summarize.types import utterances_from_segments
+def measured(consultation: Any, case: dict[str, Any], template: Any) -> dict[str, Any]:
+    """Draft the consultation (through the engine, as every front end does), measure the
+    note, and end the consultation (wiped, no audit line: nothing was delivered)."""
+    try:
+        return note_metrics(case, consultation.draft(), template)
+    finally:
+        consultation.end(audit=False)
 
+
+def oracle_consultation(scribe: Any, template: Any, utterances: list[Utterance]) -> Any:
+    """A consultation fed the labelled transcript (speakers kept), recording stopped."""
+    c = scribe.consultation(template, live=False)
+    c.start()
+    c.add_utterances(utterances)
+    c.stop()
+    return c
+
+
+def audio_consultation(scribe: Any, template: Any, case: dict[str, Any]) -> tuple[Any, float]:
+    """A consultation fed the case's audio file as fast as Whisper goes; (it, seconds)."""
+    from asr.sources import FileSource
+
+    c = scribe.consultation(template, FileSource(case["audio"]), live=False)
     t0 = time.perf_counter()
-    res = run_stream(FileSource(case["audio"]), asr.transcriber)
-    utts = utterances_from_segments(res.transcript.segments)
-    res.transcript.clear()
-    return utts, time.perf_counter() - t0
+    c.record()
+    return c, time.perf_counter() - t0
 
 
 def audio_turn_drops(case: dict[str, Any], utts: list[Utterance], dropped_ids: set[int]) -> list[bool]:
@@ -236,27 +252,32 @@ def ten_minute_case(cases: list[dict[str, Any]], minutes: float = 10.0) -> list[
     return out
 
 
-def stop_to_draft(utts: list[Utterance], template: Any, engine: Any, speed: float) -> dict[str, Any]:
-    """Replay ``utts`` at their end times (``speed`` × real time) into incremental drafting."""
-    from summarize.note import IncrementalNote
-
-    live = IncrementalNote(template, engine)
+def stop_to_draft(utts: list[Utterance], template: Any, scribe: Any, speed: float) -> dict[str, Any]:
+    """Replay ``utts`` at their end times (``speed`` × real time) into a live consultation
+    (incremental drafting while "recording"), then Stop → draft."""
+    c = scribe.consultation(template, live=True)
+    c.start()
     t0 = time.monotonic()
-    for i, u in enumerate(utts):
-        wait = (u.end or 0) / speed - (time.monotonic() - t0)
-        if wait > 0:
-            time.sleep(wait)
-        live.update(utts[: i + 1])
-    res = live.finish(utts)
-    return {
-        "audio_s": utts[-1].end,
-        "speed": speed,
-        "utterances": len(utts),
-        "drafted_before_stop": live.incremental.drafted_utterances,
-        "stop_to_draft_s": res.timing["stop_to_draft_s"],
-        "llm_calls": live.drafter.timing.llm_calls,
-        "extractive": res.draft.extractive,
-    }
+    try:
+        for u in utts:
+            wait = (u.end or 0) / speed - (time.monotonic() - t0)
+            if wait > 0:
+                time.sleep(wait)
+            c.add_utterances([u])
+        c.stop()
+        drafted_before_stop = c.note.incremental.drafted_utterances
+        res = c.draft()
+        return {
+            "audio_s": utts[-1].end,
+            "speed": speed,
+            "utterances": len(utts),
+            "drafted_before_stop": drafted_before_stop,
+            "stop_to_draft_s": res.timing["stop_to_draft_s"],
+            "llm_calls": c.note.drafter.timing.llm_calls,
+            "extractive": res.draft.extractive,
+        }
+    finally:
+        c.end(audit=False)
 
 
 def engine_speed(model: str | None, tokens: int = 64) -> dict[str, Any]:
@@ -287,11 +308,12 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
         asr_model: str | None = None, llm_engine: str = "auto") -> dict[str, Any]:
     """``asr_model``: embedded id or CTranslate2 Whisper directory for the audio path
     (default: the embedded model); ``scribe bench models`` compares several."""
+    from app.settings import load_settings
     from asr.engine import AsrConfig, AsrEngine
+    from summarize.consultation.engine import Scribe
+    from summarize.draft.smalltalk import SmallTalkFilter
     from summarize.llm.config import LlmConfig
     from summarize.llm.registry import create_engine
-    from summarize.note import make_note
-    from summarize.smalltalk import SmallTalkFilter
 
     files = sorted(folder.glob("*.yaml"))
     if not files:
@@ -302,6 +324,7 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
         cases = [c for c in cases if c["id"] in only]
     engine = create_engine(LlmConfig(engine=llm_engine, model=llm))
     asr = AsrEngine(AsrConfig(model=asr_model)) if audio else None
+    scribe = Scribe(load_settings(), asr=asr, llm=engine)  # the engine every front end drives
     st = SmallTalkFilter()
     per_case = []
     all_labels: list[str] = []
@@ -318,14 +341,14 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
         all_drop += drops
         row: dict[str, Any] = {"id": case["id"], "template": template.id,
                                "smalltalk": prf(case["labels"], drops)}
-        row["oracle"] = note_metrics(case, make_note(case["utterances"], template, engine), template)
+        row["oracle"] = measured(oracle_consultation(scribe, template, case["utterances"]), case, template)
         if asr is not None and case["audio"] is not None and (not audio_only or case["id"] in audio_only):
-            utts, asr_s = audio_utterances(case, asr)
-            fa = st.filter(utts)
-            adrops = audio_turn_drops(case, utts, {d.id for d in fa.dropped})
+            c, asr_s = audio_consultation(scribe, template, case)
+            utts = c.utterances()
+            adrops = audio_turn_drops(case, utts, {d.id for d in st.filter(utts).dropped})
             audio_labels += case["labels"]
             audio_drop += adrops
-            m = note_metrics(case, make_note(utts, template, engine), template)
+            m = measured(c, case, template)
             m["asr_s"] = asr_s
             m["smalltalk"] = prf(case["labels"], adrops)
             row["audio"] = m
@@ -352,7 +375,7 @@ def run(folder: Path, llm: str | None, audio: bool, engines: bool, incremental: 
                  "unsupported_claims": sum(r["unsupported_claims"] for r in rows)}
     if incremental:
         print("… 10-minute consultation, incremental drafting", file=sys.stderr, flush=True)
-        record["incremental"] = stop_to_draft(ten_minute_case(all_cases), template_for("allmennmedisin"), engine, speed)
+        record["incremental"] = stop_to_draft(ten_minute_case(all_cases), template_for("allmennmedisin"), scribe, speed)
     engine.close()
     if engines:
         print("… CTranslate2 vs transformers", file=sys.stderr, flush=True)

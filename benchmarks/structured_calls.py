@@ -5,7 +5,7 @@ JSON-schema constraint, over labelled consultations, in one run.
                                           [--show] [--json OUT]
 
 Every utterance of every consultation (oracle turns) that has a record cue (a drug, a dose,
-a measurement, an allergy: :func:`summarize.records.has_record_cue`) gets the drafter's
+a measurement, an allergy: :func:`summarize.draft.records.has_record_cue`) gets the drafter's
 structured call twice: constrained by the schema (llama.cpp's grammar) and not constrained
 (the same prompt; the answer validated the same way). Reported per consultation and in
 total: calls, valid on the first answer, valid after the one retry, fallbacks (still
@@ -37,11 +37,11 @@ def default_folder() -> Path:
 
 def run(folder: Path, llm: str | None, engine_name: str, show: bool) -> dict[str, Any]:
     from benchmarks.note_quality import load_case
-    from summarize import lines, records
-    from summarize.drafter import DraftOptions, NoteDrafter
+    from summarize.draft import lines, records
+    from summarize.draft.drafter import DraftOptions, NoteDrafter
     from summarize.llm.config import LlmConfig
     from summarize.llm.registry import create_engine
-    from summarize.templates import load_template
+    from summarize.templates.template import load_template
 
     engine = create_engine(LlmConfig(engine=engine_name, model=llm))
     rows: list[dict[str, Any]] = []

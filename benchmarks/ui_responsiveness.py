@@ -65,14 +65,14 @@ def run(audio: Path, template: str, speed: float, idle_s: float) -> dict[str, An
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.gui.backend import Backend
     from app.gui.main_window import MainWindow
     from app.settings import load_settings
+    from summarize.consultation.engine import Scribe
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     settings = load_settings()
-    backend = Backend(settings, replay=audio, replay_speed=speed)
-    win = MainWindow(backend, template=template)
+    scribe = Scribe(settings)
+    win = MainWindow(scribe, template=template, replay=audio, replay_speed=speed)
     win.quiet_close = True
     win.show()
     marks: dict[str, float] = {}
@@ -114,7 +114,7 @@ def run(audio: Path, template: str, speed: float, idle_s: float) -> dict[str, An
     return {
         "benchmark": "ui_responsiveness",
         "audio": audio.name, "template": template, "speed": speed,
-        "models": backend.models, "machine": fingerprint(),
+        "models": scribe.models, "machine": fingerprint(),
         "usable_s": round(marks["usable_s"], 3), "models_loaded_s": round(marks["models_s"], 2),
         "replay_to_draft_s": round(marks["replay_to_draft_s"], 1),
         "idle": idle, "loading": probe.stats("loading"), "replay": replay,

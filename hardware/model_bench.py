@@ -435,7 +435,7 @@ def installed_embedded_llms() -> list[str]:
 
 
 def _representative_units() -> list[Any]:
-    from summarize import lines
+    from summarize.draft import lines
     from summarize.types import Utterance
 
     out = []
@@ -446,7 +446,7 @@ def _representative_units() -> list[Any]:
 
 
 def _prefill_messages(template: Any) -> list[Any]:
-    from summarize.drafter import build_messages
+    from summarize.draft.drafter import build_messages
     from summarize.types import Utterance
 
     utts = [Utterance(i, text, None, None, who) for i, (who, text) in enumerate(_PREFILL_TURNS)]
@@ -470,13 +470,13 @@ def bench_llm(
 ) -> dict[str, Any]:
     """One LLM (see the module docstring). A model that fails to load or run gives a row
     with ``error`` instead of raising."""
-    from summarize.drafter import DraftOptions, NoteDrafter
+    from summarize.draft.drafter import DraftOptions, NoteDrafter
     from summarize.llm.base import ChatMessage
     from summarize.llm.config import LlmConfig
     from summarize.llm.registry import create_engine
 
     if template is None:
-        from summarize.templates import load_template
+        from summarize.templates.template import load_template
 
         template = load_template("allmennmedisin")
     base = base or LlmConfig()

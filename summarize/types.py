@@ -30,7 +30,7 @@ class Utterance:
 
     @classmethod
     def from_segment(cls, seg: Segment, speaker: str | None = None) -> Utterance:
-        return cls(seg.id, seg.text, seg.start, seg.end, speaker, seg.words)
+        return cls(seg.id, seg.text, seg.start, seg.end, speaker or seg.speaker, seg.words)
 
 
 def utterances_from_segments(segments: Iterable[Segment]) -> list[Utterance]:

@@ -76,8 +76,8 @@ def _one_line_error_or_result(fn: Callable[[], Any]) -> Any:
 
 
 def test_mutated_transcripts_parse_or_fail_in_one_line_and_draft_and_verify(tmp_path: Path) -> None:
-    from summarize.note import make_note
-    from summarize.templates import load_template
+    from summarize.draft.note import make_note
+    from summarize.templates.template import load_template
     from summarize.transcript_io import read_transcript
 
     rng = random.Random(SEED)
@@ -117,7 +117,7 @@ def test_mutated_json_lines_parse_or_fail_in_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(900)
 def test_mutated_templates_validate_without_crashing(tmp_path: Path) -> None:
-    from summarize.templates import BUILTIN_DIR, check_template_text
+    from summarize.templates.template import BUILTIN_DIR, check_template_text
 
     rng = random.Random(SEED + 2)
     base = (BUILTIN_DIR / "allmennmedisin.md.j2").read_text(encoding="utf-8")

@@ -1,13 +1,16 @@
 """The clinician's window: record, live transcript, draft, review with evidence, approve.
 
-One :class:`MainWindow` per process. It owns at most one :class:`summarize.session.Session`
-(everything patient-related, in memory) and shows it; the core does the work on worker
-threads (:mod:`app.gui.workers`). There is no Save: Approve delivers the note to the EPJ
-sink and wipes the session; Discard wipes it.
+One :class:`MainWindow` per process. It drives at most one
+:class:`summarize.consultation.consultation.Consultation` at a time on the process's
+:class:`summarize.consultation.engine.Scribe` (everything patient-related stays in the
+consultation, in memory) and shows it; slow calls run on worker threads (:mod:`app.gui.workers`).
+There is no Save: Approve delivers the note to the EPJ sink and wipes the consultation;
+Discard wipes it.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import time
@@ -40,7 +43,8 @@ from PySide6.QtWidgets import (
 
 from app.gui import workers
 from app.gui.i18n import text as _t
-from summarize.session import Session, SessionError, State
+from summarize.consultation.consultation import Consultation
+from summarize.consultation.session import Session, SessionError, State
 
 logger = logging.getLogger(__name__)
 
@@ -186,20 +190,21 @@ class MainWindow(QMainWindow):
     models_ready = Signal()
     load_failed = Signal(str)     # the speech model could not be loaded (one line)
 
-    def __init__(self, backend: Any, *, template: str | None = None, clipboard: Any = None,
-                 superuser: bool = False) -> None:
+    def __init__(self, scribe: Any, *, template: str | None = None, clipboard: Any = None,
+                 superuser: bool = False, replay: Path | None = None, replay_speed: float = 1.0) -> None:
         super().__init__()
-        from summarize.smalltalk import SmallTalkFilter
-        from summarize.templates import list_templates
+        from summarize.templates.template import list_templates
 
-        self.backend = backend
-        self.settings = backend.settings
+        self.scribe = scribe  # summarize.consultation.engine.Scribe: the models, shared by consultations
+        self.settings = scribe.settings
+        self.replay = replay  # a file played as if it were the microphone (demos, the UI benchmark)
+        self.replay_speed = replay_speed
         self.clipboard = clipboard or QApplication.clipboard()
         self.superuser = superuser
-        self.smalltalk = SmallTalkFilter()
-        self.session: Session | None = None
-        self.note: Any = None
-        self.recorder: workers.RecordWorker | None = None
+        self.consultation: Consultation | None = None
+        self._events = workers.EventRelay(self)
+        self._events.event.connect(self._on_event)
+        self._tag: object = None
         self.runner = workers.Runner(self)
         self._draft_t0 = 0.0
         self._asr_ready = False
@@ -207,7 +212,7 @@ class MainWindow(QMainWindow):
         self._uncertain: dict[int, set[str]] = {}  # segment id → words to highlight (this session)
         self._changed_after_draft = False
         self._elapsed = 0.0
-        self._delivery: Any = None   # the approved note until it arrived (summarize.delivery.Delivery)
+        self._delivery: Any = None   # the approved note until it arrived (summarize.delivery.handover.Delivery)
         self._sending = False
         self._last_tick: float | None = None
         self._templates = {t.id: t for t in list_templates()}
@@ -242,11 +247,11 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.template_box, 2)
         bar.addWidget(QLabel(_t(_TEXT, "mic")))
         self.mic_box = QComboBox()
-        if self.backend.replay is not None:
-            self.mic_box.addItem(_t(_TEXT, "mic_replay", name=Path(self.backend.replay).name), "")
+        if self.replay is not None:
+            self.mic_box.addItem(_t(_TEXT, "mic_replay", name=Path(self.replay).name), "")
         else:
             self.mic_box.addItem(_t(_TEXT, "mic_default"), "")
-            for d in self.backend.input_devices():
+            for d in self.scribe.input_devices():
                 self.mic_box.addItem(f"{d['name']} ({int(d.get('default_samplerate') or 0)} Hz)", d["index"])
         bar.addWidget(self.mic_box, 2)
         self.record_btn = QPushButton(_t(_TEXT, "record"))
@@ -378,7 +383,7 @@ class MainWindow(QMainWindow):
         """Load the models in the background; the window is usable meanwhile."""
         self.busy.show()
         self.status.setText(_t(_TEXT, "loading_asr"))
-        task = workers.TaskWorker(self.backend.load_models, self._loader_progress)
+        task = workers.TaskWorker(self.scribe.load, self._loader_progress)
         self._loader = _Relay(self)
         self._loader.message.connect(self._on_load_progress)
         task.result.connect(self._on_loaded)
@@ -394,7 +399,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, _: Any = None) -> None:
         self._asr_ready = True
         self.busy.hide()
-        problem = getattr(self.backend, "llm_problem", None)
+        problem = self.scribe.llm_problem
         self.status.setText(_t(_TEXT, "no_llm", why=problem) if problem else _t(_TEXT, "ready"))
         self._refresh_buttons()
         self.models_ready.emit()
@@ -410,55 +415,62 @@ class MainWindow(QMainWindow):
     def template(self) -> Any:
         return self._templates[self.template_box.currentData()]
 
+    @property
+    def session(self) -> Session | None:
+        """The review session of the consultation on screen (None between consultations)."""
+        c = self.consultation
+        return c.session if c is not None else None
+
+    def _make_source(self, device: str | int | None) -> Any:
+        """The microphone, or the replay file played as if it were one (same path)."""
+        if self.replay is None:
+            return self.scribe.microphone(device)
+        from asr.sources import FileSource
+
+        speed = self.replay_speed
+        return FileSource(self.replay, realtime=True, clock=lambda: time.monotonic() * speed,
+                          sleep=lambda s: time.sleep(s / speed))
+
     def record(self) -> None:
         if not self._asr_ready or (self.session is not None and self.session.state is not State.IDLE):
             return
         try:
-            source = self.backend.make_source(self.mic_box.currentData())
+            source = self._make_source(self.mic_box.currentData())
         except Exception as exc:
             self.status.setText(_t(_TEXT, "error", why=workers._one_line(exc)))
             return
         self.receipt.setText("")
-        self.session = Session(self.template)
-        self.note = self.backend.make_note(self.template)
-        self.recorder = workers.RecordWorker(source, self.backend.make_transcriber(self.template))
-        self.session.on_wipe(self.recorder.buffers.wipe)
-        self.recorder.segment.connect(self._on_segment)
-        self.recorder.tentative.connect(self._on_tentative)
-        self.recorder.level.connect(self._on_level)
-        self.recorder.finished.connect(self._on_recording_finished)
-        self.session.start()
+        tag = object()  # events carry their consultation's tag: a late one from an ended consultation is ignored
+        c = self.scribe.consultation(self.template, source, on_event=functools.partial(self._events.post, tag))
+        self.consultation, self._tag = c, tag
         self._elapsed, self._last_tick = 0.0, time.monotonic()
         self._tick.start()
         self._clear_draft()
         self._render_transcript()
-        self.runner.start(self.recorder)
+        c.start()
         self._refresh_buttons()
 
     def toggle_pause(self) -> None:
-        s = self.session
-        if s is None or self.recorder is None:
+        c = self.consultation
+        if c is None:
             return
-        if s.state is State.RECORDING:
-            s.pause()
-            self.recorder.pause(True)
-        elif s.state is State.PAUSED:
-            s.resume()
-            self.recorder.pause(False)
+        if c.state is State.RECORDING:
+            c.pause()
+        elif c.state is State.PAUSED:
+            c.resume()
             self._last_tick = time.monotonic()
         self._refresh_buttons()
 
     def stop(self) -> None:
-        if self.session is None or self.session.state not in (State.RECORDING, State.PAUSED):
+        c = self.consultation
+        if c is None or c.state not in (State.RECORDING, State.PAUSED):
             return
-        self.session.stop()
         self._update_clock()
-        self.session.audio_s = self._elapsed
+        c.stop()  # what was said is still transcribed; RecordingEnded follows, then the draft
+        c.session.audio_s = self._elapsed
         self._tick.stop()
         self.busy.show()
         self.status.setText(_t(_TEXT, "drafting"))
-        if self.recorder is not None:
-            self.recorder.stop()  # the worker flushes what was said, then finishes
         self._refresh_buttons()
 
     def _update_clock(self) -> None:
@@ -472,31 +484,30 @@ class MainWindow(QMainWindow):
     def _on_level(self, dbfs: float) -> None:
         self.level.setValue(int(max(-60.0, min(0.0, dbfs))))
 
-    def _on_segment(self, segment: Any) -> None:
-        if self.session is None or self.session.state is State.DONE:
-            return
-        self.session.add_segment(segment)
-        self.session.filter(self.smalltalk)
-        self.note.update(self.session.utterances(), self.session.restored)
-        self._render_transcript()
-        if not self._preview_timer.isActive():
-            self._preview_timer.start()
+    def _on_event(self, tag: Any, ev: Any) -> None:
+        """A consultation's event, on the UI thread (see summarize.consultation.events)."""
+        from summarize.consultation.events import Committed, Level, RecordingEnded, Tentative
 
-    def _on_tentative(self, text: str) -> None:
-        if self.session is not None and self.session.state in (State.RECORDING, State.PAUSED, State.DRAFTING):
-            self.session.set_tentative(text)
+        if self.consultation is None or tag is not self._tag:
+            return  # from a consultation that already ended
+        if isinstance(ev, Level):
+            self.level.setValue(int(max(-60.0, min(0.0, ev.dbfs))))
+        elif isinstance(ev, Committed):
             self._render_transcript()
+            if not self._preview_timer.isActive():
+                self._preview_timer.start()
+        elif isinstance(ev, Tentative):
+            self._render_transcript()
+        elif isinstance(ev, RecordingEnded):
+            self._on_recording_finished(ev.error)
 
     def _show_preview(self) -> None:
-        s = self.session
-        if s is None or s.state not in (State.RECORDING, State.PAUSED) or self.note is None:
-            return
-        draft = self.note.preview(s.utterances(), s.restored)
+        c = self.consultation
+        draft = c.preview() if c is not None else None
         if draft is not None:
             self._show_draft(draft, live=True)
 
     def _on_recording_finished(self, error: str) -> None:
-        self.recorder = None  # the worker is done (deleted later); its buffers stay registered for the wipe
         self._tick.stop()
         self.level.setValue(-60)
         s = self.session
@@ -504,20 +515,16 @@ class MainWindow(QMainWindow):
             self.status.setText(_t(_TEXT, "error", why=error))
         if s is None or s.state is State.DONE:
             return
-        if s.state in (State.RECORDING, State.PAUSED):  # the source ended by itself (file, device lost)
-            s.stop()
-        s.set_tentative("")
         self._draft()
 
     # -- drafting ---------------------------------------------------------------------
-    def _draft(self) -> None:
-        s = self.session
-        assert s is not None
+    def _draft(self, redraft: bool = False) -> None:
+        c = self.consultation
+        assert c is not None
         self.busy.show()
         if not self.status.text().startswith(_t(_TEXT, "error", why="")[:4]):
             self.status.setText(_t(_TEXT, "drafting"))
-        s.filter(self.smalltalk)
-        task = workers.TaskWorker(self.note.finish, s.utterances(), frozenset(s.restored))
+        task = workers.TaskWorker(c.redraft if redraft else c.draft)
         self._draft_t0 = time.perf_counter()
         task.result.connect(self._on_drafted)
         task.failed.connect(self._on_draft_failed)
@@ -529,7 +536,6 @@ class MainWindow(QMainWindow):
         s = self.session
         if s is None or s.state is State.DONE:
             return
-        s.set_draft(result.draft, result.filtered)
         self._changed_after_draft = False
         self.redraft_btn.hide()
         self.busy.hide()
@@ -540,6 +546,8 @@ class MainWindow(QMainWindow):
         self.draft_ready.emit()
 
     def _on_draft_failed(self, why: str) -> None:
+        if self.consultation is None:
+            return  # discarded while it was drafted
         self.busy.hide()
         self.status.setText(_t(_TEXT, "error", why=why))
         self._refresh_buttons()
@@ -548,8 +556,7 @@ class MainWindow(QMainWindow):
         s = self.session
         if s is None or s.state is not State.REVIEW:
             return
-        s.redraft()
-        self._draft()
+        self._draft(redraft=True)
 
     def _clear_draft(self) -> None:
         for w in self.section_edits.values():
@@ -654,8 +661,8 @@ class MainWindow(QMainWindow):
 
     # -- transcript -------------------------------------------------------------------
     def _render_transcript(self) -> None:
+        from summarize.grounding.verify import uncertain_asr_flags
         from summarize.types import Utterance
-        from summarize.verify import uncertain_asr_flags
 
         s = self.session
         if s is None:
@@ -724,18 +731,16 @@ class MainWindow(QMainWindow):
         self._transcript_changed(lambda s: s.edit_segment(segment_id, text))
 
     def _transcript_changed(self, change: Any) -> None:
-        s = self.session
-        if s is None:
+        c = self.consultation
+        if c is None:
             return
         try:
-            change(s)
+            change(c)  # the consultation filters again (and updates the live note while recording)
         except SessionError as exc:
             self.status.setText(_t(_TEXT, "error", why=exc))
             return
-        if s.state in (State.RECORDING, State.PAUSED):
-            s.filter(self.smalltalk)
-            self.note.update(s.utterances(), s.restored)
-        elif s.state is State.REVIEW:
+        s = c.session
+        if s.state is State.REVIEW:
             self._changed_after_draft = True
             self.redraft_btn.show()
             self.status.setText(_t(_TEXT, "changed"))
@@ -749,23 +754,21 @@ class MainWindow(QMainWindow):
         s = self.session
         if s is None or not s.can_approve or self._changed_after_draft or self._delivery is not None:
             return
-        from summarize.delivery import Delivery
-        from summarize.sinks import SinkError
+        from summarize.delivery.sinks import SinkError
 
         if self._sink_name() == "fhir" and self._check_patient() is not None:
             self.patient.setFocus()
             return
-        from summarize.audit import AuditError, check_before_delivery
+        from summarize.delivery.audit import AuditError
 
-        try:
-            sink = self._make_sink(self._sink_name())
-            audit = getattr(self.backend, "audit", None)
-            if callable(audit):  # no unaudited delivery: the note stays here, approvable again
-                check_before_delivery(audit())
-        except (SinkError, AuditError) as exc:
+        c = self.consultation
+        assert c is not None
+        try:  # no unaudited delivery: when the audit log fails, the note stays here, approvable again
+            c.approve(self._make_sink(self._sink_name()))
+        except (SinkError, AuditError, SessionError) as exc:
             self.receipt.setText(_t(_TEXT, "send_failed", why=exc))
             return
-        self._delivery = Delivery(s.approve(), sink)
+        self._delivery = c.delivery
         for edit in self.section_edits.values():  # approved means approved: no edits after this
             edit.setReadOnly(True)
         self._send()
@@ -775,19 +778,19 @@ class MainWindow(QMainWindow):
 
     def _make_sink(self, name: str) -> Any:
         if name == "fhir":
-            return self.backend.make_sink(patient=self.patient.text().strip())
+            return self.scribe.sink("fhir", patient=self.patient.text().strip())
         clear_s = getattr(getattr(self.settings, "app", None), "clipboard_clear_s", 0)
         if name == self._sink_name():
-            return self.backend.make_sink(set_text=self._set_clipboard, get_text=self.clipboard.text,
-                                          clear_after_s=clear_s, schedule=self._schedule)
-        from summarize.sinks import ClipboardSink
+            return self.scribe.sink(name, set_text=self._set_clipboard, get_text=self.clipboard.text,
+                                    clear_after_s=clear_s, schedule=self._schedule)
+        from summarize.delivery.sinks import ClipboardSink
 
         return ClipboardSink(self._set_clipboard, self.clipboard.text, clear_after_s=clear_s,
                              schedule=self._schedule)
 
     def _check_patient(self) -> str | None:
         """The patient field's problem (shown in red), None when it is a valid patient."""
-        from summarize.fhir import SinkConfigError, parse_subject
+        from summarize.delivery.fhir import SinkConfigError, parse_subject
 
         try:
             parse_subject(self.patient.text())
@@ -808,10 +811,10 @@ class MainWindow(QMainWindow):
         self.copy_btn.hide()
         self.approve_btn.setEnabled(False)
         if d.sink.name == "clipboard":  # Qt's clipboard lives on the UI thread
-            from summarize.sinks import SinkError
+            from summarize.delivery.sinks import SinkError
 
             try:
-                self._delivered(d.send())
+                self._delivered(self.consultation.send())  # type: ignore[union-attr]
             except SinkError as exc:
                 self._delivery_failed(str(exc))
             return
@@ -819,7 +822,7 @@ class MainWindow(QMainWindow):
         self._sending = True
         self._refresh_buttons()
         self.receipt.setText(_t(_TEXT, "sending"))
-        task = workers.TaskWorker(d.send)
+        task = workers.TaskWorker(self.consultation.send)  # type: ignore[union-attr]
         task.result.connect(self._delivered)
         task.failed.connect(self._delivery_failed)
         self.runner.start(task)
@@ -872,20 +875,18 @@ class MainWindow(QMainWindow):
         return True
 
     def _end(self, how: str) -> None:
-        """Wipe the session: the recorder stops, buffers are cleared, the window is empty."""
-        s, note, recorder = self.session, self.note, self.recorder
-        self.session, self.note, self.recorder = None, None, None
+        """End the consultation: its audit line, then the wipe (summarize.consultation); the
+        capture thread and the background drafting are joined on a worker thread."""
+        c = self.consultation
+        self.consultation = None
         self._tick.stop()
         self._preview_timer.stop()
-        if recorder is not None:
-            recorder.stop()
-        if s is not None:
-            self._finish_session(s, how)
+        if c is not None:
+            c.end("discarded" if how == "discarded" else None, wait=False)
+            self.runner.start(workers.TaskWorker(c.join))
         self._delivery = None
         self.retry_btn.hide()
         self.copy_btn.hide()
-        if note is not None:
-            self.runner.start(workers.TaskWorker(note.close))  # joins the drafting thread
         self._selected = set()
         self._uncertain.clear()
         self._changed_after_draft = False
@@ -900,19 +901,6 @@ class MainWindow(QMainWindow):
         logger.info("session %s", how)
         self.session_ended.emit(how)
 
-    def _finish_session(self, s: Session, how: str) -> None:
-        """The audit line (no patient data), then the wipe (see summarize.delivery)."""
-        from summarize.delivery import RunInfo, end_session
-
-        d = self._delivery
-        unknown = d is not None and d.error is not None and bool(getattr(d.error, "maybe_stored", False))
-        outcome = "delivered" if how == "approved" else "unknown" if unknown else "failed" if d is not None and d.error \
-            else how
-        run_info = getattr(self.backend, "run_info", None)
-        audit = getattr(self.backend, "audit", None)
-        end_session(s, outcome, delivery=d, run=run_info() if callable(run_info) else RunInfo(),
-                    audit=audit() if callable(audit) else None)
-
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt)
         if self._sending:  # the note is on its way: wait for the answer (or the timeout)
             event.ignore()
@@ -922,14 +910,14 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.runner.wait_all()
-        self.backend.close()
+        self.scribe.close()
         event.accept()
 
     # -- dialogs ----------------------------------------------------------------------
     def open_settings(self) -> None:
         from app.gui.settings_dialog import SettingsDialog
 
-        dlg = SettingsDialog(self.settings, input_devices=self.backend.input_devices(), parent=self)
+        dlg = SettingsDialog(self.settings, input_devices=self.scribe.input_devices(), parent=self)
         dlg.settings_saved.connect(self._settings_saved)
         dlg.exec()
 
@@ -937,15 +925,14 @@ class MainWindow(QMainWindow):
         """New settings: models are reloaded in the background if theirs changed (between
         consultations; during one, at the next start); the window language at restart."""
         old = self.settings
-        self.settings = self.backend.settings = settings
+        self.settings = self.scribe.settings = settings
         self.patient.setVisible(self._sink_name() == "fhir")
-        if hasattr(self.backend, "_audit"):
-            del self.backend._audit  # reopened with the new audit settings
+        self.scribe.reopen_audit()  # the next audit line goes where the new settings say
         models_changed = any(getattr(old, k, None) != getattr(settings, k, None) for k in ("asr", "llm"))
         idle = self.session is None or self.session.state is State.IDLE
         if models_changed and idle and self.runner.busy == 0:
             self._asr_ready = False
-            self.backend.close()
+            self.scribe.close()
             self._refresh_buttons()
             self.load_models()
         else:

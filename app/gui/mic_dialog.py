@@ -482,20 +482,20 @@ class MicTestDialog(QDialog):
 
 
 def open_mic_test(window: Any, **kwargs: Any) -> MicTestDialog | None:
-    """Open the dialog for the main window: its backend's sounddevice module, device list,
+    """Open the dialog for the main window: its engine's sounddevice module, device list,
     loaded Whisper model and selected microphone; refused while a consultation records."""
     session = getattr(window, "session", None)
     state = getattr(getattr(session, "state", None), "name", "")
     if state in ("RECORDING", "PAUSED"):
         QMessageBox.information(window, _t("busy_title"), _t("busy"))
         return None
-    backend = getattr(window, "backend", None)
-    asr = getattr(backend, "asr", None)
+    scribe = getattr(window, "scribe", None)
+    asr = getattr(scribe, "asr", None)
     settings = getattr(window, "settings", None)
     mic_box = getattr(window, "mic_box", None)
     options: dict[str, Any] = {
-        "sd": getattr(backend, "_sd", None) or getattr(backend, "sd", None),
-        "devices": backend.input_devices() if backend is not None else None,
+        "sd": getattr(scribe, "sd", None),
+        "devices": scribe.input_devices() if scribe is not None else None,
         "device": mic_box.currentData() if mic_box is not None else None,
         "transcriber_factory": asr.transcriber if asr is not None else None,
         "model_id": getattr(asr, "model_id", None),

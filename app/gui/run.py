@@ -48,7 +48,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     from app.settings import is_superuser, load_settings
     from asr.errors import ConfigError
     from asr.sources import check_audio_path
-    from summarize.templates import load_template
+    from summarize.templates.template import load_template
 
     settings = load_settings()
     replay = getattr(args, "replay", None)
@@ -67,13 +67,13 @@ def cmd_app(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.gui import i18n
-    from app.gui.backend import Backend
     from app.gui.main_window import MainWindow
+    from summarize.consultation.engine import Scribe
 
     i18n.set_language(getattr(args, "lang", None) or settings.app.ui_language)
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    backend = Backend(settings, replay=Path(replay) if replay else None, replay_speed=getattr(args, "speed", 1.0))
-    win = MainWindow(backend, template=template, superuser=is_superuser(settings))
+    win = MainWindow(Scribe(settings), template=template, superuser=is_superuser(settings),
+                     replay=Path(replay) if replay else None, replay_speed=getattr(args, "speed", 1.0))
     outcome = {"code": 0}
 
     if replay:

@@ -7,7 +7,7 @@ user config file (:func:`app.settings.save_settings`), a typed API key or FHIR c
 secret goes to the OS keyring (never to the file, a log or stdout), the UI language is
 applied to the process and :attr:`SettingsDialog.settings_saved` carries the new
 :class:`Settings`. The EPJ tab's "Test connection" runs
-:func:`summarize.fhir.connection_test` in the background.
+:func:`summarize.delivery.fhir.connection_test` in the background.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from app.settings import (
     validate_settings,
 )
 from asr.errors import ConfigError, ScribeError
-from summarize.fhir import FhirConfig
+from summarize.delivery.fhir import FhirConfig
 from summarize.llm.config import LlmConfig
 
 logger = logging.getLogger(__name__)
@@ -590,7 +590,7 @@ class SettingsDialog(QDialog):
     def _templates(self) -> list[tuple[str, str]]:
         """(id, title) of the note templates, including the superuser template folder."""
         try:
-            from summarize.templates import list_templates
+            from summarize.templates.template import list_templates
 
             extra = None
             own = self._settings.app.template_dir
@@ -731,8 +731,8 @@ class SettingsDialog(QDialog):
 
     def _check_epj(self, s: Settings) -> tuple[str, QWidget] | None:
         """What the EPJ tab needs beyond the model's own checks: the message and the field."""
-        from summarize.fhir import SinkConfigError, check_author
-        from summarize.identifiers import PersonNumberError, parse_person_number
+        from summarize.delivery.fhir import SinkConfigError, check_author
+        from summarize.delivery.identifiers import PersonNumberError, parse_person_number
 
         f = s.fhir
         if s.app.sink == "fhir":
@@ -911,7 +911,7 @@ class SettingsDialog(QDialog):
     def test_connection(self) -> None:
         """Send a synthetic test document with the settings as typed and read it back, in
         the background; the outcome shows in :attr:`test_result`."""
-        from summarize.fhir import connection_test
+        from summarize.delivery.fhir import connection_test
 
         if self._testing:
             return
@@ -998,7 +998,7 @@ class SettingsDialog(QDialog):
 
 def _store_fhir_secret(config: FhirConfig, secret: str) -> None:
     """The FHIR client secret into the OS keyring (service ``keyring_service``, user
-    ``client_id``: where :class:`summarize.fhir.TokenSource` looks)."""
+    ``client_id``: where :class:`summarize.delivery.fhir.TokenSource` looks)."""
     if not config.keyring_service:
         raise ConfigError("fhir.keyring_service is empty: name the OS keyring service to use")
     try:

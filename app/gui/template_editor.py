@@ -2,7 +2,7 @@
 
 :class:`TemplateEditor` is a plain widget; the main window opens it in a dialog in
 superuser mode. Everything template-specific is done by the Qt-free
-:mod:`summarize.template_pack` (validation, version bump, change log, atomic save, packs).
+:mod:`summarize.templates.pack` (validation, version bump, change log, atomic save, packs).
 
 The preview renders the edited template against a shared test consultation with the
 extractive drafter (no language model, instant). Its text lives only in the widget:
@@ -56,7 +56,7 @@ from PySide6.QtWidgets import (
 from app.gui import workers
 from app.gui.i18n import text as _t
 from summarize.errors import TemplateError
-from summarize.template_pack import (
+from summarize.templates.pack import (
     ImportedTemplate,
     PackEntry,
     bump_version,
@@ -69,7 +69,7 @@ from summarize.template_pack import (
     template_id_of,
     version_of,
 )
-from summarize.templates import SUFFIX, TemplateProblem, available_templates
+from summarize.templates.template import SUFFIX, TemplateProblem, available_templates
 
 logger = logging.getLogger(__name__)
 
@@ -814,9 +814,9 @@ class TemplateEditor(QWidget):
             return _t(_TEXT, "preview_failed", why=type(exc).__name__)
 
     def _draft(self, consultation: Path, tpl: Any) -> Any:
-        from summarize.note import make_note
-        from summarize.smalltalk import SmallTalkFilter, load_consultation
-        from summarize.verify import Verifier
+        from summarize.draft.note import make_note
+        from summarize.draft.smalltalk import SmallTalkFilter, load_consultation
+        from summarize.grounding.verify import Verifier
 
         if consultation not in self._utterances:
             self._utterances[consultation] = load_consultation(consultation)[0]

@@ -1,14 +1,14 @@
 """Workers: ``QObject``s moved to a ``QThread``, talking to the window by typed signals.
 
-Capture + ASR run in :class:`RecordWorker`; model loading, drafting, delivery and the
-end of a session run in :class:`TaskWorker`. Nothing slow runs on the UI thread. A
+Capture + ASR run on the consultation's own thread (:mod:`summarize.consultation`), whose
+events reach the window through :class:`EventRelay`; model loading, drafting, delivery and
+the end of a session run in :class:`TaskWorker`. Nothing slow runs on the UI thread. A
 finished worker and its thread are deleted with ``deleteLater``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -50,77 +50,15 @@ class TaskWorker(QObject):
             self.finished.emit()
 
 
-class AudioBuffers:
-    """The audio and text a recording holds outside the session (the source's decoded
-    file, the transcriber's buffer); a plain object, so the session can wipe it after
-    the worker's Qt object is gone."""
+class EventRelay(QObject):
+    """Hands a consultation's events to the UI thread: ``post(tag, event)`` may be called on
+    any thread (the consultation's capture thread, a worker); ``event(tag, event)`` arrives
+    queued on the thread this object lives on."""
 
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self.transcriber: Any = None
+    event = Signal(object, object)
 
-    def wipe(self) -> None:
-        self.source.wipe()
-        if self.transcriber is not None:
-            self.transcriber.wipe()
-        self.transcriber = None
-
-
-class RecordWorker(QObject):
-    """Audio source → streaming Whisper until Stop (or the source ends or fails).
-
-    ``segment`` carries each committed :class:`asr.types.Segment`, ``tentative`` the greyed
-    tail, ``level`` the input level in dBFS, ``finished`` an error line ("" if none) once
-    everything buffered was transcribed and the source closed.
-    """
-
-    segment = Signal(object)
-    tentative = Signal(str)
-    level = Signal(float)
-    finished = Signal(str)
-
-    def __init__(self, source: Any, make_transcriber: Callable[..., Any]) -> None:
-        super().__init__()
-        from asr.sources import GatedSource
-
-        self.source = GatedSource(source, on_level=self.level.emit)
-        self._make = make_transcriber
-        self.stop_event = threading.Event()
-        self.buffers = AudioBuffers(self.source)
-
-    def pause(self, paused: bool) -> None:
-        (self.source.paused.set if paused else self.source.paused.clear)()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.source.close()
-
-    def _transcriber_for(self, clock: Any) -> Any:
-        self.buffers.transcriber = self._make(clock)
-        return self.buffers.transcriber
-
-    @Slot()
-    def run(self) -> None:
-        from asr.pipeline import run_stream
-        from asr.types import Segment
-
-        def on_event(ev: Any) -> None:
-            if isinstance(ev, Segment):
-                if ev.text.strip():
-                    self.segment.emit(ev)
-            else:
-                self.tentative.emit(ev.text)
-
-        error = ""
-        try:
-            result = run_stream(self.source, self._transcriber_for, on_event=on_event, stop=self.stop_event)
-            if result.error is not None:
-                error = _one_line(result.error)
-            result.transcript.segments.clear()  # the session holds the segments; no second copy
-        except Exception as exc:  # a model or device failure: what was committed is already out
-            logger.warning("recording failed: %s", type(exc).__name__)
-            error = _one_line(exc)
-        self.finished.emit(error)
+    def post(self, tag: object, event: object) -> None:
+        self.event.emit(tag, event)
 
 
 # Every started thread until its Runner saw it finish: a Runner deleted with its window

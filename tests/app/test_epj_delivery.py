@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from summarize.audit import AuditLog
-from summarize.fhir import IDENTIFIER_SYSTEM, FhirConfig, decoded_text
-from tests.app.test_main_window import FakeBackend, _record_all
+from summarize.delivery.audit import AuditLog
+from summarize.delivery.fhir import IDENTIFIER_SYSTEM, FhirConfig, decoded_text
+from tests.app.test_main_window import FakeScribe, _record_all
 from tests.fhir_server import Fault, FaultProxy, FhirServer
 
 
@@ -22,7 +22,7 @@ def _patients():
     """A new synthetic fødselsnummer (month + 80: the test numbers of Skatteetaten, no real
     person) for each test: the note identifier comes from the patient and the approved text,
     and these tests share one FHIR server and draft the same text."""
-    from summarize.identifiers import with_check_digits
+    from summarize.delivery.identifiers import with_check_digits
 
     for individual in range(100, 1000):
         number = with_check_digits(f"138985{individual:03d}")
@@ -33,19 +33,14 @@ def _patients():
 _NEW = _patients()
 
 
-class FhirBackend(FakeBackend):
+class FhirScribe(FakeScribe):
+    """The fake engine with the FHIR sink configured and an audit log of the test's own."""
+
     def __init__(self, base_url: str, audit_path: Path) -> None:
         super().__init__()
         self.settings.app.sink = "fhir"
         self.settings.fhir = FhirConfig(base_url=base_url, author="Practitioner/lege-7", backoff_s=0, retries=1)
         self.audit_log = AuditLog(audit_path, b"k" * 32)
-
-    def make_sink(self, **kwargs: Any) -> Any:
-        from summarize.sink_registry import create_sink
-
-        if "patient" in kwargs:
-            return create_sink("fhir", config=self.settings.fhir, patient=kwargs["patient"])
-        return create_sink("clipboard", **kwargs)
 
     def audit(self) -> AuditLog:
         return self.audit_log
@@ -55,7 +50,7 @@ class FhirBackend(FakeBackend):
 def fhir_window(qtbot: Any, proxy: FaultProxy, tmp_path: Path) -> Iterator[Any]:
     from app.gui.main_window import MainWindow
 
-    win = MainWindow(FhirBackend(proxy.base_url, tmp_path / "audit.jsonl"), template="allmennmedisin")
+    win = MainWindow(FhirScribe(proxy.base_url, tmp_path / "audit.jsonl"), template="allmennmedisin")
     qtbot.addWidget(win)
     win.show()
     win.load_models()
@@ -107,7 +102,7 @@ def test_approve_sends_to_the_fhir_server_once_and_audits(qtbot: Any, fhir_windo
     rec = json.loads(line)
     assert rec["outcome"] == "delivered" and rec["sink"] == "fhir" and rec["delivery_attempts"] == 1
     assert rec["dropped_segments"] >= 1 and rec["audio_s"] > 0 and "brystet" not in line
-    assert win.backend.audit_log.verify().ok
+    assert win.scribe.audit_log.verify().ok
 
 
 def test_a_refusal_keeps_the_note_for_send_again_or_the_clipboard(qtbot: Any, fhir_window: Any,
@@ -136,7 +131,7 @@ def test_a_refusal_keeps_the_note_for_send_again_or_the_clipboard(qtbot: Any, fh
 
 
 def _identifier(text: str, patient: str) -> str:
-    from summarize.fhir import note_identifier
+    from summarize.delivery.fhir import note_identifier
 
     return note_identifier(patient, text)  # the patient and the approved text, not the session
 
@@ -159,7 +154,7 @@ def test_when_the_epj_is_down_the_note_goes_to_the_clipboard(qtbot: Any, fhir_wi
     assert QApplication.clipboard().text() == note_text
     last = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
     assert last["outcome"] == "delivered" and last["sink"] == "clipboard" and last["delivery_attempts"] == 2
-    assert win.backend.audit_log.verify().ok
+    assert win.scribe.audit_log.verify().ok
 
 
 def test_no_delivery_when_the_audit_line_cannot_be_written(qtbot: Any, proxy: FaultProxy, tmp_path: Path) -> None:
@@ -168,14 +163,14 @@ def test_no_delivery_when_the_audit_line_cannot_be_written(qtbot: Any, proxy: Fa
     from PySide6.QtCore import Qt
 
     from app.gui.main_window import MainWindow
-    from summarize.audit import AuditError
+    from summarize.delivery.audit import AuditError
 
     def no_keyring() -> bytes:
         raise AuditError("no OS keyring for the audit key (fail.Keyring): configure a keyring backend")
 
-    backend = FhirBackend(proxy.base_url, tmp_path / "audit.jsonl")
-    backend.audit_log = AuditLog(tmp_path / "audit.jsonl", no_keyring)
-    win = MainWindow(backend, template="allmennmedisin")
+    scribe = FhirScribe(proxy.base_url, tmp_path / "audit.jsonl")
+    scribe.audit_log = AuditLog(tmp_path / "audit.jsonl", no_keyring)
+    win = MainWindow(scribe, template="allmennmedisin")
     qtbot.addWidget(win)
     win.show()
     win.load_models()

@@ -20,6 +20,7 @@ from PySide6.QtCore import QUrl  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from asr.types import SAMPLE_RATE  # noqa: E402
+from summarize.consultation.engine import Scribe  # noqa: E402
 from tests.fakes import FakeLlm, FakeSoundDevice, ScriptedTranscriber, to_native  # noqa: E402
 
 SCRIPT = [
@@ -42,63 +43,42 @@ def _answer(messages: list[Any]) -> str:
     return next((a for k, a in ANSWERS.items() if k in said), "Ingen.")
 
 
-class FakeBackend:
-    """The app's backend with a file-fed fake microphone, a scripted transcriber and a
-    scripted LLM; everything else (session, filter, drafting, verifier, sink) is real."""
+class FakeAsr:
+    """A loaded "Whisper" whose transcriber is the scripted one."""
 
-    replay = None
-    llm_problem = None
+    model_id = "scripted"
+    model_dir = None
+
+    def __init__(self, transcriber: ScriptedTranscriber) -> None:
+        self._transcriber = transcriber
+
+    def transcriber(self, clock: Any = None, vocabulary: tuple[str, ...] = ()) -> ScriptedTranscriber:
+        return self._transcriber
+
+
+class FakeScribe(Scribe):
+    """The consultation engine with a file-fed fake microphone, a scripted transcriber and a
+    scripted LLM; everything else (consultation, session, filter, drafting, verifier, sink) is real."""
 
     def __init__(self, seconds: float = 6.0) -> None:
         rng = np.random.default_rng(0)
         audio = (0.05 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
-        self.sd = FakeSoundDevice(to_native(audio), pace=0.2)  # 5× real time
-        self.settings = SimpleNamespace(app=SimpleNamespace(
+        settings = SimpleNamespace(app=SimpleNamespace(
             default_template="allmennmedisin", note_language="nb", clipboard_clear_s=0, sink="clipboard",
             consultations_dir="", template_dir=""))
-        self.llm = FakeLlm(_answer)
         self.transcriber = ScriptedTranscriber(SCRIPT, unsure=("amlodipin",))
-        self.notes: list[Any] = []
+        super().__init__(settings, asr=FakeAsr(self.transcriber), llm=FakeLlm(_answer),
+                         sd=FakeSoundDevice(to_native(audio), pace=0.2))  # 5× real time
 
-    def load_models(self, progress: Any) -> None:
-        for stage in ("asr", "llm", "ready"):
-            progress(stage)
-
-    def input_devices(self) -> list[dict[str, Any]]:
-        from asr.sources import list_input_devices
-
-        return list_input_devices(self.sd)
-
-    def make_source(self, device: Any) -> Any:
-        from asr.sources import SoundDeviceSource
-
-        return SoundDeviceSource(device if device != "" else None, sd=self.sd, stall_timeout_s=10)
-
-    def make_transcriber(self, template: Any) -> Any:
-        return lambda clock: self.transcriber
-
-    def make_note(self, template: Any) -> Any:
-        from summarize.note import IncrementalNote
-
-        note = IncrementalNote(template, self.llm)
-        self.notes.append(note)
-        return note
-
-    def make_sink(self, **kwargs: Any) -> Any:
-        from summarize.sink_registry import create_sink
-
-        return create_sink("clipboard", **kwargs)
-
-    def close(self) -> None:
-        pass
+    def microphone(self, device: str | int | None = None, **kwargs: Any) -> Any:
+        return super().microphone(device, stall_timeout_s=10)
 
 
 @pytest.fixture
 def window(qtbot: Any) -> Iterator[Any]:
     from app.gui.main_window import MainWindow
 
-    backend = FakeBackend()
-    win = MainWindow(backend, template="allmennmedisin")
+    win = MainWindow(FakeScribe(), template="allmennmedisin")
     qtbot.addWidget(win)
     win.show()
     win.load_models()
@@ -113,6 +93,8 @@ def _record_all(qtbot: Any, win: Any) -> None:
     qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
     assert win.rec_label.text()  # the recording indicator is on
     qtbot.waitUntil(lambda: len(win.session.segments) == len(SCRIPT), timeout=10000)
+    # segments are committed on the consultation's thread; the window shows them when the event arrives
+    qtbot.waitUntil(lambda: "amlodipin" in win.transcript.toPlainText(), timeout=10000)
 
 
 def test_record_stop_review_approve_and_the_session_is_wiped(qtbot: Any, window: Any) -> None:
@@ -120,7 +102,7 @@ def test_record_stop_review_approve_and_the_session_is_wiped(qtbot: Any, window:
     from PySide6.QtWidgets import QApplication
 
     win = window
-    backend = win.backend
+    scribe = win.scribe
     assert "KI" in win.notice.text() and "godkjenner" in win.notice.text()
     _record_all(qtbot, win)
     html = win.transcript.toHtml()
@@ -155,7 +137,7 @@ def test_record_stop_review_approve_and_the_session_is_wiped(qtbot: Any, window:
         qtbot.mouseClick(win.accept_btn, Qt.MouseButton.LeftButton)
     assert win.approve_btn.isEnabled()
 
-    note = backend.notes[-1]
+    note = win.consultation.note
     with qtbot.waitSignal(win.session_ended, timeout=10000) as ended:
         qtbot.mouseClick(win.approve_btn, Qt.MouseButton.LeftButton)
     assert ended.args == ["approved"]
@@ -168,7 +150,7 @@ def test_record_stop_review_approve_and_the_session_is_wiped(qtbot: Any, window:
     # memory: the session object, the transcriber's audio and the drafted lines are empty
     assert win.session is None
     assert session.is_empty and session.segments == [] and session.section_texts == {}
-    assert backend.transcriber.samples == [] and backend.transcriber.transcript.segments == []
+    assert scribe.transcriber.samples == [] and scribe.transcriber.transcript.segments == []
     qtbot.waitUntil(lambda: not note.incremental._lines, timeout=10000)
     assert win.transcript.toPlainText().strip() == ""
     assert not win.section_edits and win.flags_list.count() == 0
@@ -246,9 +228,9 @@ def test_pause_drops_audio_and_resume_continues(qtbot: Any, window: Any) -> None
     qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(win.pause_btn, Qt.MouseButton.LeftButton)
     assert win.session.state.value == "paused" and "PAUSE" in win.rec_label.text()
-    assert win.recorder.source.paused.is_set()
+    assert win.consultation.audio_paused
     qtbot.mouseClick(win.pause_btn, Qt.MouseButton.LeftButton)
-    assert win.session.state.value == "recording" and not win.recorder.source.paused.is_set()
+    assert win.session.state.value == "recording" and not win.consultation.audio_paused
     with qtbot.waitSignal(win.draft_ready, timeout=30000):
         qtbot.mouseClick(win.stop_btn, Qt.MouseButton.LeftButton)
     assert win.session.state.value == "review"
@@ -257,13 +239,13 @@ def test_pause_drops_audio_and_resume_continues(qtbot: Any, window: Any) -> None
 def test_nynorsk_setting_picks_the_nynorsk_template_and_superusers_get_the_editor(qtbot: Any) -> None:
     from app.gui.main_window import MainWindow
 
-    backend = FakeBackend()
-    backend.settings.app.note_language = "nn"
-    win = MainWindow(backend, superuser=True)
+    scribe = FakeScribe()
+    scribe.settings.app.note_language = "nn"
+    win = MainWindow(scribe, superuser=True)
     qtbot.addWidget(win)
     assert win.template_box.currentData() == "allmennmedisin-nn"
     assert win.templates_btn.text() == "Maler"  # the template editor, for superusers only
-    plain = MainWindow(FakeBackend())
+    plain = MainWindow(FakeScribe())
     qtbot.addWidget(plain)
     assert plain.template_box.currentData() == "allmennmedisin" and not hasattr(plain, "templates_btn")
 
@@ -273,11 +255,11 @@ def test_changed_model_settings_reload_the_models_between_consultations(qtbot: A
 
     win = window
     loads: list[str] = []
-    win.backend.load_models = lambda progress: loads.append("load")
+    win.scribe.load = lambda progress: loads.append("load")  # type: ignore[method-assign]
     new = SimpleNamespace(app=win.settings.app, asr=SimpleNamespace(model="nb-whisper-large"), llm=None)
     with qtbot.waitSignal(win.models_ready, timeout=5000):
         win._settings_saved(new)
-    assert loads == ["load"] and win.backend.settings is new and win.record_btn.isEnabled()
+    assert loads == ["load"] and win.scribe.settings is new and win.record_btn.isEnabled()
     win._settings_saved(new)  # nothing model-related changed: no reload
     assert loads == ["load"] and "lagret" in win.status.text()
 
@@ -286,7 +268,8 @@ def test_the_core_never_imports_qt() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, asr.pipeline, asr.sources, summarize.note, summarize.session, summarize.sinks; "
+    code = ("import sys, asr.pipeline, asr.sources, summarize.draft.note, summarize.consultation.session, "
+            "summarize.delivery.sinks; "
             "sys.exit(1 if any(m.startswith('PySide6') for m in sys.modules) else 0)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

@@ -192,8 +192,8 @@ def test_english_nynorsk_and_the_main_window_button(
     window = QWidget()
     qtbot.addWidget(window)
     bar = QHBoxLayout(window)
-    backend = SimpleNamespace(
-        _sd=sd,
+    scribe = SimpleNamespace(
+        sd=sd,
         asr=None,
         input_devices=lambda: [
             {
@@ -204,7 +204,7 @@ def test_english_nynorsk_and_the_main_window_button(
             }
         ],
     )
-    window.backend = backend  # type: ignore[attr-defined]
+    window.scribe = scribe  # type: ignore[attr-defined]
     window.settings = SimpleNamespace(asr=SimpleNamespace(language="nn"))  # type: ignore[attr-defined]
     window.session = None  # type: ignore[attr-defined]
     button = add_mic_test_button(window, bar)

@@ -21,7 +21,7 @@ from app.gui import i18n
 from app.gui.settings_dialog import ERROR_STYLE, SettingsDialog
 from app.settings import Settings, available_sinks, load_settings, save_settings
 from summarize.llm.registry import available_engines
-from summarize.templates import list_templates
+from summarize.templates.template import list_templates
 from tests.fhir_server import FhirServer, free_port
 from tests.keyrings import MemoryKeyring
 

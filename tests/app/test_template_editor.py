@@ -15,7 +15,7 @@ from PySide6.QtGui import QTextCursor
 from pytestqt.qtbot import QtBot
 
 from app.gui.template_editor import TemplateEditor
-from summarize.templates import BUILTIN_DIR, LANGUAGE_TEXT, load_template, validate_template
+from summarize.templates.template import BUILTIN_DIR, LANGUAGE_TEXT, load_template, validate_template
 from tests.conftest import CONSULTATIONS
 
 NAME = "allmennmedisin.md.j2"

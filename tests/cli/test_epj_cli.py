@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from summarize.fhir import decoded_text
-from summarize.identifiers import with_check_digits
+from summarize.delivery.fhir import decoded_text
+from summarize.delivery.identifiers import with_check_digits
 from tests.cli.test_cli import assert_one_line_error, fresh_env
 from tests.conftest import CLIENT, CONSULTATIONS
 from tests.fhir_server import Fault, FaultProxy, FhirServer

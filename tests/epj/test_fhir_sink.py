@@ -13,7 +13,8 @@ import pytest
 from fhir.resources.R4B.documentreference import DocumentReference
 
 from asr.types import Segment, Word
-from summarize.fhir import (
+from summarize.consultation.session import ApprovedNote, Session
+from summarize.delivery.fhir import (
     IDENTIFIER_SYSTEM,
     FhirConfig,
     FhirDocumentReferenceSink,
@@ -27,15 +28,14 @@ from summarize.fhir import (
     note_identifier,
     parse_subject,
 )
-from summarize.identifiers import (
+from summarize.delivery.identifiers import (
     DNR_SYSTEM,
     FNR_SYSTEM,
     PersonNumberError,
     parse_person_number,
     with_check_digits,
 )
-from summarize.session import ApprovedNote, Session
-from summarize.sink_registry import create_sink
+from summarize.delivery.registry import create_sink
 from summarize.types import NoteDraft, NoteSection, Sentence
 from tests.conftest import CLIENT, READ_ONLY
 from tests.fhir_server import Fault, FaultProxy, FhirServer

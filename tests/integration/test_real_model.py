@@ -73,7 +73,7 @@ def test_microphone_path_with_injected_device_module(engine, king_audio: np.ndar
 def test_long_vocabulary_and_prompt_fit_whisper_context(engine, king_audio: np.ndarray) -> None:
     """A specialty's vocabulary plus 400 characters of recent text and a 25 s final buffer
     must fit Whisper's 448 decoder positions (this crashed `scribe note` once)."""
-    from summarize.templates import load_template
+    from summarize.templates.template import load_template
 
     vocabulary = tuple(load_template("allmennmedisin").vocabulary) * 3
     decoder = WhisperDecoder(engine.model, DecodeOptions(vocabulary=vocabulary))

@@ -21,7 +21,7 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from summarize.audit import (
+from summarize.delivery.audit import (
     AUDIT_FIELDS,
     GENESIS,
     AuditError,
@@ -507,16 +507,16 @@ def test_record_values_are_the_distributions_raw_values() -> None:
 
 def test_core_renders_no_html() -> None:
     """The HTML report lives outside the core (app.cli_audit + hardware.report)."""
-    import summarize.audit
+    import summarize.delivery.audit
 
-    assert not hasattr(summarize.audit, "report_html")
+    assert not hasattr(summarize.delivery.audit, "report_html")
 
 
 def test_core_module_imports_no_qt_and_no_app() -> None:
-    """summarize.audit is core code: usable headless, from the CLI and from tests; it
+    """summarize.delivery.audit is core code: usable headless, from the CLI and from tests; it
     imports neither the app, nor Qt, nor the report renderer (hardware/, matplotlib)."""
     code = (
-        "import sys, summarize.audit; "
+        "import sys, summarize.delivery.audit; "
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('app', 'PySide6', 'matplotlib', 'hardware')]; "
         "print(','.join(bad))"
@@ -527,7 +527,7 @@ def test_core_module_imports_no_qt_and_no_app() -> None:
 
 
 def test_preflight_checks_key_and_file_and_writes_nothing(tmp_path: Path) -> None:
-    from summarize.audit import AuditError, AuditLog, check_before_delivery
+    from summarize.delivery.audit import AuditError, AuditLog, check_before_delivery
 
     ok = AuditLog(tmp_path / "logs" / "audit.jsonl", b"k" * 32)
     check_before_delivery(ok)

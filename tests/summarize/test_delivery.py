@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from summarize.audit import AuditLog
-from summarize.delivery import Delivery, RunInfo, audit_record, end_session, model_checksum
-from summarize.session import Session
-from summarize.sinks import ClipboardSink, SinkError
-from summarize.smalltalk import SmallTalkFilter
+from summarize.consultation.session import Session
+from summarize.delivery.audit import AuditLog
+from summarize.delivery.handover import Delivery, RunInfo, audit_record, end_session, model_checksum
+from summarize.delivery.sinks import ClipboardSink, SinkError
+from summarize.draft.smalltalk import SmallTalkFilter
 from tests.summarize.test_session import _reviewed
 
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from summarize.drafter import (
+from summarize.draft.drafter import (
     DraftOptions,
     IncrementalDrafter,
     NoteDrafter,
@@ -145,7 +145,7 @@ def test_numbers_and_drugs_the_model_left_out_are_added_and_flagged() -> None:
 
 
 def test_model_sentences_with_unsaid_doses_or_drugs_are_removed_and_flagged() -> None:
-    from summarize.note import make_note
+    from summarize.draft.note import make_note
 
     utts = [Utterance(0, "Jeg har vondt i høyre kne.", speaker="pasient"),
             Utterance(1, "Du får ibuprofen fire hundre milligram.", speaker="lege")]
@@ -161,8 +161,8 @@ def test_model_sentences_with_unsaid_doses_or_drugs_are_removed_and_flagged() ->
 
 
 def test_social_clauses_go_but_when_it_started_stays() -> None:
-    from summarize.note import clean_mixed
-    from summarize.smalltalk import SmallTalkFilter
+    from summarize.draft.note import clean_mixed
+    from summarize.draft.smalltalk import SmallTalkFilter
 
     st = SmallTalkFilter()
     utts = [Utterance(0, "Hvordan skjedde det?", speaker="lege"),
@@ -174,8 +174,8 @@ def test_social_clauses_go_but_when_it_started_stays() -> None:
 
 
 def test_a_body_part_in_a_social_sentence_does_not_bring_it_into_the_note() -> None:
-    from summarize.note import clean_mixed
-    from summarize.smalltalk import SmallTalkFilter
+    from summarize.draft.note import clean_mixed
+    from summarize.draft.smalltalk import SmallTalkFilter
 
     st = SmallTalkFilter()
     utts = [Utterance(0, "Hun har hatt feber siden i går. Og hele dagen har hun hatt hånda "
@@ -192,8 +192,8 @@ def test_a_body_part_in_a_social_sentence_does_not_bring_it_into_the_note() -> N
 def test_every_restored_mixed_segment_is_kept_whole() -> None:
     """Regression: a local list shadowed the restored ids, so only the first mixed segment
     of a consultation was kept whole after the clinician restored it."""
-    from summarize.note import clean_mixed
-    from summarize.smalltalk import SmallTalkFilter
+    from summarize.draft.note import clean_mixed
+    from summarize.draft.smalltalk import SmallTalkFilter
 
     st = SmallTalkFilter()
     utts = [Utterance(0, "Kneet er hovent. Vi vant kampen på lørdag.", speaker="pasient"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.note_quality import journal_defects
-from summarize.journal_style import is_address, journal_sentence
+from summarize.draft.journal_style import is_address, journal_sentence
 
 CASES = [
     ("pasient", "Ja, altså, jeg har hatt vondt i kneet mitt i tre uker.", "Har hatt vondt i kneet i tre uker."),

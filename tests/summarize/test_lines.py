@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from summarize import lines
-from summarize.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
+from summarize.draft import lines
+from summarize.draft.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
 from summarize.types import Utterance
 from tests.fakes import FakeLlm, note_template
 

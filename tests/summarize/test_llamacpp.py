@@ -14,12 +14,12 @@ import pytest
 from pydantic import BaseModel
 
 from summarize.errors import LlmError
+from summarize.grounding.numbers import normalize_numbers
 from summarize.llm.base import ChatMessage, Generation
 from summarize.llm.config import LlmConfig
 from summarize.llm.gguf_file import check_gguf, is_gguf
 from summarize.llm.registry import auto_engine, create_engine
 from summarize.llm.structured import StructuredStats, structured_call
-from summarize.numbers import normalize_numbers
 
 SMALL = "qwen2.5-coder-0.5b-instruct-q4km"
 SYSTEM = ChatMessage("system", "Du er en nøyaktig medisinsk sekretær i norsk helsetjeneste. "
@@ -250,9 +250,9 @@ def test_drafter_records_on_the_real_model(llama) -> None:
     """The drafter's structured records call on the embedded 0.5B through llama.cpp: every
     answer parses on the first try (constrained), and whatever is kept was said. The
     measurements are read without a call."""
-    from summarize import lines, records
-    from summarize.drafter import DraftOptions, NoteDrafter
-    from summarize.templates import load_template
+    from summarize.draft import lines, records
+    from summarize.draft.drafter import DraftOptions, NoteDrafter
+    from summarize.templates.template import load_template
     from summarize.types import Utterance
 
     said = [

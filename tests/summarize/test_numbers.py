@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from summarize.numbers import (
+from summarize.grounding.numbers import (
     extract_quantities,
     is_number_word,
     normalize_numbers,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from summarize import records
-from summarize.drafter import DraftOptions, NoteDrafter
-from summarize.records import Allergy, Medication, Records, Vital
+from summarize.draft import records
+from summarize.draft.drafter import DraftOptions, NoteDrafter
+from summarize.draft.records import Allergy, Medication, Records, Vital
 from summarize.types import Utterance
 from tests.fakes import FakeLlm, note_template
 
@@ -215,7 +215,7 @@ def test_find_vitals(said: str, read: list[tuple[str, str]]) -> None:
     ("Pulsen er 20 mg.", ["pulsen er 20 mg."]),
 ])
 def test_an_impossible_measurement_is_found(sentence: str, found: list[str]) -> None:
-    from summarize.records import implausible_values
+    from summarize.draft.records import implausible_values
 
     assert implausible_values(sentence) == found
 
@@ -227,13 +227,13 @@ def test_an_impossible_measurement_is_found(sentence: str, found: list[str]) -> 
     "BT målt for 12 år siden.", "Pulsen er 72 og regelmessig.", "Metning 88 % på romluft.",
 ])
 def test_plausible_measurements_and_other_numbers_pass(sentence: str) -> None:
-    from summarize.records import implausible_values
+    from summarize.draft.records import implausible_values
 
     assert implausible_values(sentence) == []
 
 
 def test_no_false_alarm_in_any_bundled_transcript_or_reference_note() -> None:
-    from summarize.records import implausible_values
+    from summarize.draft.records import implausible_values
 
     data = Path(__file__).resolve().parents[1] / "data"
     lines = 0
@@ -247,9 +247,9 @@ def test_no_false_alarm_in_any_bundled_transcript_or_reference_note() -> None:
 
 
 def test_the_verifier_takes_an_impossible_measurement_out_of_the_draft() -> None:
-    from summarize.note import _remove_unsupported
+    from summarize.draft.note import _remove_unsupported
+    from summarize.grounding.verify import Verifier
     from summarize.types import NoteDraft, NoteSection, Sentence, Utterance
-    from summarize.verify import Verifier
 
     said = [Utterance(0, "Jeg tar Atacand åtte milligram. Blodtrykket er hundre og seksti over nitti.", speaker="pasient")]
     draft = NoteDraft("t", "1", [NoteSection("funn", "Funn", [Sentence("Blodtrykket var 8 mg."), Sentence("BT 160/90.")])])

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from summarize.note import make_note
-from summarize.numbers import normalize_numbers
-from summarize.retractions import find_retractions, resolve, resolve_utterances
-from summarize.templates import load_template
+from summarize.draft.note import make_note
+from summarize.draft.retractions import find_retractions, resolve, resolve_utterances
+from summarize.grounding.numbers import normalize_numbers
+from summarize.grounding.verify import Verifier
+from summarize.templates.template import load_template
 from summarize.types import NoteDraft, NoteSection, Sentence, Utterance
-from summarize.verify import Verifier
 from tests.fakes import FakeLlm
 
 # (said, kind, retracted, corrected, resolved)

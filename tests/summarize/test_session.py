@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from asr.types import Segment, Word
-from summarize.session import ApprovedNote, Session, SessionError, State, edit_ratio
-from summarize.sink_registry import create_sink
-from summarize.sinks import ClipboardSink, SinkError
-from summarize.smalltalk import SmallTalkFilter
+from summarize.consultation.session import ApprovedNote, Session, SessionError, State, edit_ratio
+from summarize.delivery.registry import create_sink
+from summarize.delivery.sinks import ClipboardSink, SinkError
+from summarize.draft.smalltalk import SmallTalkFilter
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence
 from tests.fakes import note_template
 

@@ -10,9 +10,7 @@ import pytest
 
 from asr.errors import ConfigError
 from asr.types import Word
-from summarize.errors import LlmError, TranscriptInputError
-from summarize.llm.base import ChatMessage, Generation
-from summarize.smalltalk import (
+from summarize.draft.smalltalk import (
     SmallTalkFilter,
     SmallTalkOptions,
     evaluate,
@@ -21,6 +19,8 @@ from summarize.smalltalk import (
     parse_yes_no,
     predicted_dropped,
 )
+from summarize.errors import LlmError, TranscriptInputError
+from summarize.llm.base import ChatMessage, Generation
 from summarize.types import FilteredTranscript, Utterance
 
 # --------------------------------------------------------------------------- helpers
@@ -451,7 +451,7 @@ def test_llm_no_keeps_ambiguous_segments() -> None:
 def test_llm_failure_or_other_answer_keeps_the_segment(
     llm: FakeEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="summarize.smalltalk"):
+    with caplog.at_level(logging.INFO, logger="summarize.draft.smalltalk"):
         res = SmallTalkFilter(SmallTalkOptions(confirm_with_llm=True), llm=llm).filter(AMBIGUOUS)
     assert dropped_ids(res) == {0}
     assert len(llm.calls) == 2

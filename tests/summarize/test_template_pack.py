@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from summarize.errors import TemplateError
-from summarize.template_pack import (
+from summarize.templates.pack import (
     MANIFEST,
     PACK_FORMAT,
     TemplateInvalidError,
@@ -27,7 +27,7 @@ from summarize.template_pack import (
     validate_text,
     version_of,
 )
-from summarize.templates import BUILTIN_DIR, load_template, validate_template
+from summarize.templates.template import BUILTIN_DIR, load_template, validate_template
 
 TODAY = dt.date(2026, 11, 24)
 NAME = "allmennmedisin.md.j2"
@@ -213,7 +213,7 @@ def test_save_new_template_and_previous_version(folder: Path) -> None:
 def test_atomic_write_leaves_no_temporary_files_on_failure(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import summarize.template_pack as tp
+    import summarize.templates.pack as tp
 
     before = snapshot(folder)
 

@@ -12,7 +12,7 @@ import pytest
 
 from app.cli_templates import add_templates_parser, cmd_templates, draft_for_render
 from summarize.errors import TemplateError
-from summarize.templates import (
+from summarize.templates.template import (
     BUILTIN_DIR,
     LANGUAGE_TEXT,
     NoteTemplate,
@@ -435,7 +435,7 @@ def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_cli_render(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "summarize.drafter", types.ModuleType("summarize.drafter"))
+    monkeypatch.setitem(sys.modules, "summarize.draft.drafter", types.ModuleType("summarize.draft.drafter"))
     transcript = tmp_path / "samtale.txt"
     transcript.write_text("Lege: Hva er problemet?\n\nPasient: Hoste i 6 dager.\n")
     assert run("render", "allmennmedisin", "--transcript", str(transcript)) == 0
@@ -447,7 +447,7 @@ def test_cli_render(
 
 
 def test_draft_for_render_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "summarize.drafter", types.ModuleType("summarize.drafter"))
+    monkeypatch.setitem(sys.modules, "summarize.draft.drafter", types.ModuleType("summarize.draft.drafter"))
     transcript = tmp_path / "samtale.txt"
     transcript.write_text(
         "Lege: Hva er problemet?\nPasient: Hoste i 6 dager.\nPårørende: Og feber.\n",
@@ -479,8 +479,8 @@ def test_render_of_a_bad_draft_is_a_template_error() -> None:
 
 
 def test_every_builtin_template_shows_the_model_an_example_per_main_section() -> None:
-    from summarize import lines
-    from summarize.lines import Unit
+    from summarize.draft import lines
+    from summarize.draft.lines import Unit
     from summarize.types import Utterance
 
     for tid in ALL_IDS:
@@ -516,7 +516,7 @@ def test_a_kind_of_record_goes_to_one_section_only(tmp_path: Path) -> None:
 
 
 def test_records_go_to_the_section_the_template_routes_them_to() -> None:
-    from summarize.records import Medication, Records, Vital, rendered_lines
+    from summarize.draft.records import Medication, Records, Vital, rendered_lines
 
     found = Records(medications=[Medication(substance="Metoprolol", dose="50", unit="mg", action="new")],
                     vitals=[Vital(name="BT", value="150/90")])
@@ -530,7 +530,7 @@ def test_records_go_to_the_section_the_template_routes_them_to() -> None:
 
 def test_a_draft_says_it_is_a_draft_and_only_the_approved_note_says_approved() -> None:
     """#17 item 3: the rendered draft must not claim an approval that has not happened."""
-    from summarize.session import Session
+    from summarize.consultation.session import Session
 
     t = load_template("allmennmedisin")
     draft = t.render(synthetic_draft(t))
@@ -579,8 +579,8 @@ def test_the_note_cli_refuses_a_path_as_template(capsys: pytest.CaptureFixture[s
 @pytest.mark.timeout(60)  # 9^9 nodes if expanded: without the fix this hangs
 def test_yaml_aliases_in_the_front_matter_are_refused_not_expanded(tmp_path: Path) -> None:
     """#17 item 5: a billion-laughs front matter hung validation and pack import."""
-    from summarize.template_pack import template_id_of
-    from summarize.templates import check_template_text
+    from summarize.templates.pack import template_id_of
+    from summarize.templates.template import check_template_text
 
     laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
@@ -602,7 +602,7 @@ def test_yaml_aliases_in_the_front_matter_are_refused_not_expanded(tmp_path: Pat
 ])
 def test_a_template_that_would_hang_or_fill_memory_is_stopped(tmp_path: Path, body: str, problem: str) -> None:
     """#17 item 5: such templates hung validation and import, or allocated ~2 GB per render."""
-    from summarize.templates import check_template_text
+    from summarize.templates.template import check_template_text
 
     base = (BUILTIN_DIR / "allmennmedisin.md.j2").read_text(encoding="utf-8")
     text = base.replace("id: allmennmedisin", "id: tung") + "\n{% block footer %}" + body + "{{ super() }}{% endblock %}\n"

@@ -15,14 +15,13 @@ import pytest
 import yaml
 
 from asr.types import Word
-from summarize.numbers import (
+from summarize.grounding.numbers import (
     extract_quantities,
     format_number,
     normalize_numbers,
     quantity_supports,
 )
-from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
-from summarize.verify import (
+from summarize.grounding.verify import (
     Verifier,
     VerifyOptions,
     canonical_drug,
@@ -33,6 +32,7 @@ from summarize.verify import (
     load_drug_lexicon,
     uncertain_asr_flags,
 )
+from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
 from tests.conftest import CONSULTATIONS
 
 # --------------------------------------------------------------------------------------
@@ -592,7 +592,7 @@ def test_reference_notes_and_mutations_over_shared_consultations() -> None:
 def test_fuzzy_drug_matches_are_memoised_per_transcript(monkeypatch: pytest.MonkeyPatch) -> None:
     """#17: the fuzzy match ran the edit distance for every word of every sentence again;
     the verifier now looks each word up once per transcript (same answers)."""
-    from summarize import drugs as v  # the drug lexicon's own module since #18
+    from summarize.grounding import drugs as v  # the drug lexicon's own module since #18
 
     text = "Hun bruker amlodipien og sertralinn. Hodepinen kommer om kvelden, hodepinen er verst."
     assert v.drug_mentions(text, memo={}) == v.drug_mentions(text)

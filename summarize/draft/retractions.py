@@ -2,7 +2,7 @@
 
 A clinician who corrects a value in the same breath has said both values; the retracted
 one must never reach the note. Everything here is deterministic and works on the
-number-normalised text (:func:`summarize.numbers.normalize_numbers`):
+number-normalised text (:func:`summarize.grounding.numbers.normalize_numbers`):
 
     value  [pause]  marker  [up to two words]  value of the same kind
 
@@ -16,7 +16,7 @@ number-normalised text (:func:`summarize.numbers.normalize_numbers`):
   an end), so "Feber? Nei, 38 i går" is an answer, not a correction.
 
 :func:`resolve` removes the retracted value with its marker ("Metoprolol 25 mg"); the
-drafter sees only resolved text, and :class:`summarize.verify.Verifier` flags a draft
+drafter sees only resolved text, and :class:`summarize.grounding.verify.Verifier` flags a draft
 that contains a retracted value (``retracted_value``) even though it was said.
 """
 
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from summarize.numbers import normalize_numbers
+from summarize.grounding.numbers import normalize_numbers
 from summarize.types import Utterance
 
 _MARKER = (r"nei(?:\s+vent)?|eller\s+nei|unnskyld|orsak|beklager|sorry|feil|"
@@ -103,7 +103,7 @@ def _kind(word: str, drugs: set[str]) -> str | None:
 
 
 def _drug_words(text: str) -> set[str]:
-    from summarize.drugs import drug_mentions
+    from summarize.grounding.drugs import drug_mentions
 
     return {m.text.lower() for m in drug_mentions(text, fuzzy=False)}
 
@@ -136,7 +136,7 @@ def _same_drug(a: str, b: str, marker: str) -> bool:
     """"penicillin, altså fenoksymetylpenicillin", "Paracet, altså paracetamol": the same
     drug named twice (a brand and its substance, a group and its member), or any "altså"
     between two drug names: a clarification, not a correction."""
-    from summarize.drugs import canonical_drug
+    from summarize.grounding.drugs import canonical_drug
 
     x, y = a.lower(), b.lower()
     return marker.lower() == "altså" or x in y or y in x or canonical_drug(x) == canonical_drug(y)

@@ -4,7 +4,7 @@ The clinician must never get a hallucinated dose into the record. For every sent
 every section of a :class:`~summarize.types.NoteDraft` the verifier checks
 
 * every number, dose, percent, ratio, date and clock time (both sides normalised with
-  :func:`summarize.numbers.normalize_numbers`) -> ``unsupported_number`` /
+  :func:`summarize.grounding.numbers.normalize_numbers`) -> ``unsupported_number`` /
   ``unsupported_date``. A dose is supported only by the same amount in the same unit
   family ("5 mg" does not support "50 mg" nor "5 g"; "1 g" is supported by "1000 mg"); a
   bare number by the same number anywhere (also a dose's number or one side of a ratio).
@@ -18,7 +18,7 @@ every section of a :class:`~summarize.types.NoteDraft` the verifier checks
 * a sentence without evidence ids and without lexical overlap with the transcript
   -> ``no_evidence``.
 * a value the speaker retracted in the same breath ("Metoprolol 50 … nei, 25 mg", "venstre
-  – unnskyld, høyre", :mod:`summarize.retractions`) is not said: the number, drug, side or
+  – unnskyld, høyre", :mod:`summarize.draft.retractions`) is not said: the number, drug, side or
   weekday -> ``retracted_value`` (text "50 (rettet til 25)"), unless it is also said elsewhere.
 
 Where an item must be found: primarily in the sentence's evidence segments, but finding
@@ -52,7 +52,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from summarize.drugs import (  # re-exported: the verifier's public names
+from summarize.draft.records import implausible_values
+from summarize.draft.retractions import resolve, retractions_in
+from summarize.grounding.drugs import (  # re-exported: the verifier's public names
     DRUG_LEXICON_PATH,
     DrugMention,
     _drug_index,
@@ -64,15 +66,13 @@ from summarize.drugs import (  # re-exported: the verifier's public names
     load_drug_aliases,
     load_drug_lexicon,
 )
-from summarize.numbers import (
+from summarize.grounding.numbers import (
     Quantity,
     extract_quantities,
     is_number_word,
     normalize_numbers,
     quantity_supports,
 )
-from summarize.records import implausible_values
-from summarize.retractions import resolve, retractions_in
 from summarize.types import Flag, NoteDraft, Sentence, Utterance
 
 logger = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ class _Index:
     sides: dict[int, set[str]]
     vocab: set[str]
     vocab_hits: dict[str, bool] = field(default_factory=dict)
-    retracted: list[Any] = field(default_factory=list)  # summarize.retractions.Retraction
+    retracted: list[Any] = field(default_factory=list)  # summarize.draft.retractions.Retraction
 
     def has_word(self, w: str) -> bool:
         hit = self.vocab_hits.get(w)

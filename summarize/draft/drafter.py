@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asr.errors import ScribeError
+from summarize.draft.journal_style import journal_sentence
+from summarize.draft.records import Records
+from summarize.draft.sentences import SENTENCE_SPLIT, STOP_WORDS, section_for
 from summarize.errors import LlmError
-from summarize.journal_style import journal_sentence
+from summarize.grounding.numbers import normalize_numbers
 from summarize.llm.base import ChatMessage, LlmEngine, generate_many
 from summarize.llm.structured import StructuredStats, structured_call
-from summarize.numbers import normalize_numbers
-from summarize.records import Records
-from summarize.sentences import SENTENCE_SPLIT, STOP_WORDS, section_for
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class DraftOptions:
         add_omitted: add transcript sentences with numbers or drug names the model left
             out (flagged ``added_from_transcript`` for the clinician to keep or delete).
         strategy: ``"lines"`` (default): each clinical utterance is turned into tagged
-            journal sentences by its own short model call (:mod:`summarize.lines`; what
+            journal sentences by its own short model call (:mod:`summarize.draft.lines`; what
             small local models do well, and it drafts as the consultation goes on);
             ``"note"``: the model writes the whole note (or a chunk's part of it) under
             the template's headings in one call (for larger models that summarise well).
@@ -103,7 +103,7 @@ class DraftOptions:
             engine prefers (``preferred_batch``: concurrent requests to an LLM server,
             a batch on a GPU, one by one on a CPU, where batching measured no faster).
         records: (``lines``) an utterance with a drug, a dose, a measurement or an
-            allergy also gets a structured call (:mod:`summarize.records`, JSON-schema
+            allergy also gets a structured call (:mod:`summarize.draft.records`, JSON-schema
             constrained); its grounded medication, vital-sign and allergy records are
             rendered in journal form and replace the model's sentences about them.
     """
@@ -441,7 +441,7 @@ class NoteDrafter:
         return parts
 
     def _partial_lines(self, utterances: Sequence[Utterance], before: Utterance | None) -> dict[str, list[str]]:
-        from summarize import lines
+        from summarize.draft import lines
 
         return self.collect(self.draft_units(lines.units(utterances, before)))
 
@@ -459,9 +459,9 @@ class NoteDrafter:
         return max(1, self.options.batch_size or int(getattr(self.engine, "preferred_batch", 1)))
 
     def draft_units(self, todo: Sequence[Any]) -> list[list[tuple[str, str]]]:
-        """Guarded (section id, sentence) lines for each :class:`summarize.lines.Unit`
+        """Guarded (section id, sentence) lines for each :class:`summarize.draft.lines.Unit`
         (``lines`` strategy), ``batch_size`` units per model call."""
-        from summarize import lines
+        from summarize.draft import lines
 
         out: list[list[tuple[str, str]]] = []
         size = self.batch_size
@@ -485,7 +485,7 @@ class NoteDrafter:
         """The grounded records of one unit: medications and allergies by a structured call
         (when it names a drug, a dose or an allergy), measurements read from the words
         (None: no engine, or nothing found and no valid answer)."""
-        from summarize import records
+        from summarize.draft import records
 
         if self.engine is None:
             return None
@@ -516,7 +516,7 @@ class NoteDrafter:
         """The model's lines with its sentences about medicines, measurements and allergies
         replaced by the rendered records (when the unit has any); also the words the
         records stand for and how many lines at the end are records (for the backstop)."""
-        from summarize import records
+        from summarize.draft import records
 
         if not self.options.records:
             return parsed, "", 0
@@ -596,8 +596,8 @@ class NoteDrafter:
 
 def _items(text: str) -> tuple[set[str], set[str]]:
     """Quantities (canonical values) and drug names (canonical) in ``text``."""
-    from summarize.numbers import extract_quantities
-    from summarize.verify import canonical_drug, find_drugs
+    from summarize.grounding.numbers import extract_quantities
+    from summarize.grounding.verify import canonical_drug, find_drugs
 
     norm = normalize_numbers(text)
     values = {q.value for q in extract_quantities(norm, normalized=True)}
@@ -678,7 +678,7 @@ class IncrementalDrafter:
         return run, utterances[start - 1] if start > 0 else None
 
     def _undrafted_units(self, utterances: Sequence[Utterance]) -> list[Any]:
-        from summarize import lines
+        from summarize.draft import lines
 
         with self._lock:
             return [u for u in lines.units(utterances) if _unit_key(u) not in self._lines]
@@ -733,7 +733,7 @@ class IncrementalDrafter:
     def preview(self, utterances: Sequence[Utterance]) -> NoteDraft | None:
         """The note from the lines drafted so far (no model call; ``lines`` strategy
         only): what the window shows while recording continues."""
-        from summarize import lines
+        from summarize.draft import lines
 
         if not self.lines or not utterances:
             return None
@@ -785,7 +785,7 @@ class IncrementalDrafter:
             return self._fallback(utterances)
 
     def _finish_lines(self, utterances: list[Utterance]) -> NoteDraft:
-        from summarize import lines
+        from summarize.draft import lines
 
         todo = self._undrafted_units(utterances)
         self._lines.update(zip(map(_unit_key, todo), self.drafter.draft_units(todo), strict=True))
@@ -804,7 +804,7 @@ def quick_draft(template: object, transcript_path: object) -> NoteDraft:
     render``): small talk filtered, clinical sentences grouped by section, no model."""
     from pathlib import Path
 
-    from summarize.smalltalk import SmallTalkFilter
+    from summarize.draft.smalltalk import SmallTalkFilter
     from summarize.transcript_io import read_transcript
 
     filtered = SmallTalkFilter().filter(read_transcript(Path(str(transcript_path))))

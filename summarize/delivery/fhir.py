@@ -41,8 +41,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from summarize.identifiers import PersonNumber, PersonNumberError, parse_person_number
-from summarize.sinks import Receipt, SinkError
+from summarize.delivery.identifiers import PersonNumber, PersonNumberError, parse_person_number
+from summarize.delivery.sinks import Receipt, SinkError
 
 logger = logging.getLogger(__name__)
 
@@ -467,7 +467,7 @@ class FhirDocumentReferenceSink:
 
     # -- delivery ----------------------------------------------------------------------
     def deliver(self, note: Any) -> Receipt:
-        from summarize.session import ApprovedNote
+        from summarize.consultation.session import ApprovedNote
 
         if not isinstance(note, ApprovedNote):
             raise SinkError("only an approved note can be delivered")

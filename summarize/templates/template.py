@@ -59,7 +59,7 @@ from summarize.types import NoteDraft, NoteSection, Sentence
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates_notes"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "templates_notes"
 ENV_VAR = "SCRIBE_TEMPLATE_DIR"
 SUFFIX = ".md.j2"
 STANDARD_SECTIONS = ("anamnese", "vurdering", "plan")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-DRUG_LEXICON_PATH = Path(__file__).resolve().parent / "data" / "legemidler.txt"
+DRUG_LEXICON_PATH = Path(__file__).resolve().parent.parent / "data" / "legemidler.txt"
 
 # --------------------------------------------------------------------------------------
 # Drug lexicon

@@ -37,7 +37,7 @@ import jinja2.meta
 import yaml
 
 from summarize.errors import TemplateError
-from summarize.templates import (
+from summarize.templates.template import (
     SUFFIX,
     FrontMatterLoader,
     NoteTemplate,

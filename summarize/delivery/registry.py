@@ -1,19 +1,19 @@
 """The EPJ sinks by name: a registry, not an ``if`` chain. A new sink is one entry here
 (a class with ``name`` and ``deliver(ApprovedNote) -> Receipt``, see
-:class:`summarize.sinks.EpjSink`); the FHIR sink is imported only when it is chosen."""
+:class:`summarize.delivery.sinks.EpjSink`); the FHIR sink is imported only when it is chosen."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from summarize.sinks import ClipboardSink, EpjSink, SinkError
+from summarize.delivery.sinks import ClipboardSink, EpjSink, SinkError
 
 SinkFactory = Callable[..., EpjSink]
 
 
 def _fhir(**kwargs: Any) -> EpjSink:
-    from summarize.fhir import FhirDocumentReferenceSink
+    from summarize.delivery.fhir import FhirDocumentReferenceSink
 
     return FhirDocumentReferenceSink(**kwargs)
 

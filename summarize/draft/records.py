@@ -23,8 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from summarize.grounding.numbers import extract_quantities, normalize_numbers
 from summarize.llm.base import ChatMessage
-from summarize.numbers import extract_quantities, normalize_numbers
 from summarize.types import Utterance
 
 Action = Literal["new", "continue", "stop", "change", "unknown"]
@@ -90,7 +90,7 @@ _COUNT_DOSE = re.compile(r"\b\d+(?:[.,]\d+)?\s+(?:tablett\w*|kapsl\w*|kapsel|drÃ
 def has_record_cue(text: str) -> bool:
     """Worth a structured call: a drug name, a dose or an allergy word (measurements are
     read without the model: :func:`find_vitals`)."""
-    from summarize.drugs import find_drugs
+    from summarize.grounding.drugs import find_drugs
 
     norm = normalize_numbers(text)
     if _ALLERGY_CUE.search(norm) or find_drugs(norm, fuzzy=False):
@@ -160,7 +160,7 @@ def _said(value: str | None, numbers: set[str]) -> bool:
 def _drug_said(name: str, source: str) -> bool:
     """A medicine the drug lexicon knows, named in the utterance ("Champions League" or
     "psykolog" is no medicine; a drug the lexicon lacks stays in the model's sentence)."""
-    from summarize.drugs import canonical_drug, find_drugs
+    from summarize.grounding.drugs import canonical_drug, find_drugs
 
     named = {canonical_drug(d) for d in find_drugs(name, fuzzy=False)}
     said = {canonical_drug(d) for d in find_drugs(normalize_numbers(source), fuzzy=True)}
@@ -306,7 +306,7 @@ _DOSE_BEFORE, _DOSE_AFTER = 25, 60  # characters between a drug's name and its d
 def _dose_with_drug(m: Medication, low: str) -> bool:
     """The dose stands near the drug's own name ("Amlodipinen som fÃ¸r, og Losartan 50 mg": 50 mg
     is Losartan's)."""
-    from summarize.drugs import find_drugs
+    from summarize.grounding.drugs import find_drugs
 
     if not m.dose:
         return True
@@ -328,7 +328,7 @@ def _dose_with_drug(m: Medication, low: str) -> bool:
 
 
 def _other_drug_between(text: str) -> bool:
-    from summarize.drugs import find_drugs
+    from summarize.grounding.drugs import find_drugs
 
     return bool(find_drugs(text, fuzzy=False))
 

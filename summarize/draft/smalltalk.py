@@ -28,9 +28,9 @@ from typing import Any, Literal
 import yaml
 
 from asr.errors import ConfigError
+from summarize.draft.sentences import SENTENCE_END
 from summarize.errors import TranscriptInputError
 from summarize.llm.base import ChatMessage, LlmEngine
-from summarize.sentences import SENTENCE_END
 from summarize.transcript_io import normalize_speaker
 from summarize.types import Dropped, FilteredTranscript, Utterance
 

@@ -15,7 +15,7 @@ Guards, all deterministic:
 * a line whose content words are mostly not in the utterance (or its question) is
   dropped, so the model cannot add what was not said;
 * an utterance with clinical content for which the model wrote nothing usable keeps
-  its own sentences (verbatim, flagged by :func:`summarize.drafter.add_omitted` when
+  its own sentences (verbatim, flagged by :func:`summarize.draft.drafter.add_omitted` when
   it holds numbers or drug names);
 * what the patient says goes to the history (or medicines), never to findings, the
   assessment or the plan.
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from summarize.journal_style import journal_sentence
+from summarize.draft.journal_style import journal_sentence
+from summarize.draft.sentences import SENTENCE_SPLIT, STOP_WORDS, section_for
+from summarize.grounding.numbers import normalize_numbers
 from summarize.llm.base import ChatMessage
-from summarize.numbers import normalize_numbers
-from summarize.sentences import SENTENCE_SPLIT, STOP_WORDS, section_for
 from summarize.types import Utterance
 
 EXAMPLE_WORD = {"nb": "Slik skrives det", "nn": "Slik skal det skrivast"}
@@ -298,7 +298,7 @@ def uncovered(unit: Unit, lines: Sequence[str], min_words: int = 3, cover: str =
     do not count, nor a sentence without clinical content (:func:`clinical_content`).
     Fillers are removed. ``cover``: more words that count as said in the note (the
     parts of a structured record, as spoken)."""
-    from summarize.verify import find_drugs
+    from summarize.grounding.verify import find_drugs
 
     covered = set().union(*(_stems(x) for x in [*lines, cover])) if lines or cover else set()
     named = set(find_drugs(" ".join([*lines, cover]), fuzzy=False))
@@ -328,7 +328,7 @@ def clinical_content(sentence: str) -> bool:
     an examination, a drug; a weak cue only without a social one) or a number: worth keeping as said when
     the model left it out. Chatter around the facts ("Hun går like sakte som meg nå.")
     is not."""
-    from summarize.smalltalk import analyse
+    from summarize.draft.smalltalk import analyse
 
     cues = analyse(sentence, _lexicon())
     return (cues.strong_clinical or (cues.weak_clinical and not cues.social)
@@ -337,7 +337,7 @@ def clinical_content(sentence: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _lexicon() -> Any:
-    from summarize.smalltalk import load_lexicon
+    from summarize.draft.smalltalk import load_lexicon
 
     return load_lexicon()
 
@@ -346,8 +346,8 @@ _DOSE_UNITS = frozenset({"mg", "g", "µg", "mcg", "mikrogram", "ml", "ie", "mmol
 
 
 def _has_drug_or_dose(text: str) -> bool:
-    from summarize.numbers import extract_quantities
-    from summarize.verify import find_drugs
+    from summarize.grounding.numbers import extract_quantities
+    from summarize.grounding.verify import find_drugs
 
     norm = normalize_numbers(text)
     return bool(find_drugs(norm, fuzzy=False)) or any(

@@ -12,11 +12,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from summarize.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
-from summarize.injection import without_instructions
+from summarize.draft.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
+from summarize.draft.retractions import resolve_utterances
+from summarize.draft.sentences import SENTENCE_END
+from summarize.grounding.injection import without_instructions
 from summarize.llm.base import LlmEngine
-from summarize.retractions import resolve_utterances
-from summarize.sentences import SENTENCE_END
 from summarize.types import Dropped, FilteredTranscript, Flag, NoteDraft, Utterance
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class NoteResult:
 def for_drafting(filtered: FilteredTranscript, smalltalk: Any, keep: Collection[int] = ()) -> list[Utterance]:
     """What the drafter and the verifier work from: the kept utterances without their
     social sentences (:func:`clean_mixed`) and without instructions to the software
-    (:func:`summarize.injection.without_instructions`)."""
+    (:func:`summarize.grounding.injection.without_instructions`)."""
     return without_instructions(clean_mixed(filtered, smalltalk, keep))
 
 
@@ -118,8 +118,8 @@ def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:
 
 
 def _verify(draft: NoteDraft, clean: Sequence[Utterance], all_utterances: Sequence[Utterance], verifier: Any) -> None:
-    from summarize.injection import drug_source_flags, instruction_flags
-    from summarize.verify import uncertain_asr_flags
+    from summarize.grounding.injection import drug_source_flags, instruction_flags
+    from summarize.grounding.verify import uncertain_asr_flags
 
     # instructions to the software first: the clinician reads them before anything else
     draft.flags[:0] = instruction_flags(all_utterances, draft.text) + drug_source_flags(draft, all_utterances)
@@ -142,8 +142,8 @@ def make_note(
     on_progress: Callable[[str], None] | None = None,
 ) -> NoteResult:
     """Filter small talk, draft (extractive without an engine or on failure), verify."""
-    from summarize.smalltalk import SmallTalkFilter
-    from summarize.verify import Verifier
+    from summarize.draft.smalltalk import SmallTalkFilter
+    from summarize.grounding.verify import Verifier
 
     smalltalk = smalltalk or SmallTalkFilter()
     verifier = verifier or Verifier()
@@ -189,8 +189,8 @@ class IncrementalNote:
         """``chunk_tokens``: transcript tokens per background chunk. Small, so that the
         part left after Stop (less than one chunk, plus the last utterances held back
         while they may still change) drafts in seconds on a CPU."""
-        from summarize.smalltalk import SmallTalkFilter
-        from summarize.verify import Verifier
+        from summarize.draft.smalltalk import SmallTalkFilter
+        from summarize.grounding.verify import Verifier
 
         self.template = template
         self.smalltalk = smalltalk or SmallTalkFilter()

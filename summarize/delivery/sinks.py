@@ -1,9 +1,9 @@
 """EPJ sinks: where an approved note goes. They accept only an :class:`ApprovedNote`.
 
-Sinks are chosen by name through :data:`summarize.sink_registry.SINKS` (a registry, not an
+Sinks are chosen by name through :data:`summarize.delivery.registry.SINKS` (a registry, not an
 ``if`` chain). The clipboard sink ("klipp og lim", what most trials use today) writes through a setter
 the caller injects (the desktop app passes Qt's clipboard; tests pass a list), so this
-module stays Qt-free. The FHIR DocumentReference sink lives in :mod:`summarize.fhir`.
+module stays Qt-free. The FHIR DocumentReference sink lives in :mod:`summarize.delivery.fhir`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from asr.errors import ScribeError
-from summarize.session import ApprovedNote
+from summarize.consultation.session import ApprovedNote
 
 logger = logging.getLogger(__name__)
 

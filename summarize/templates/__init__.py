@@ -1,0 +1,2 @@
+"""The note templates: loading, validating and rendering a specialty's template
+(``template``), and template packs for superusers (``pack``: export, import, versions)."""
