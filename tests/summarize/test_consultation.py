@@ -237,7 +237,8 @@ def test_two_consultations_on_threads_keep_their_own_state(tmp_path: Path) -> No
     for t in threads:
         t.join(30)
     (a, ra), (b, rb) = out["a"], out["b"]
-    assert a.id != b.id and a.session is not b.session
+    assert a.id != b.id and a.session is not b.session and ra.draft is not rb.draft
+    assert "tre" in ra.draft.text + " ".join(u.text for u in a.utterances()) and "fem" not in ra.draft.text
     assert [u.text for u in a.utterances()] != [u.text for u in b.utterances()]
     a.discard()
     assert a.is_empty and not b.is_empty and b.utterances()  # ending one leaves the other alone
