@@ -72,38 +72,49 @@ class _Progress:
 def _transcript_part() -> None:
     from app.common import Printer, progress_factory
     from app.settings import load_settings
-    from asr.engine import AsrConfig, AsrEngine
     from asr.evaluation import error_rates
-    from asr.pipeline import run_stream
     from asr.sources import FileSource
+    from summarize.consultation.engine import Scribe
+    from summarize.consultation.events import Committed, Tentative
 
     _header("1/2", "Live transkripsjon av ekte norsk tale",
             "Kong Harald Vs tale i hagefesten 1. september 2016 (85 s, utendørs høyttaler), som om den ble "
             "sagt nå;\n   hvert segment skrives når det er bekreftet.")
     source = FileSource(str(SPEECH), realtime=False)
     settings = load_settings()
-    engine = AsrEngine(AsrConfig.from_settings(settings.asr), progress_factory=progress_factory(sys.stderr))
     _say(f"   laster talemodellen ({settings.asr.model or 'den innebygde'}) …")
+    scribe = Scribe(settings, progress_factory=progress_factory(sys.stderr))
+    engine = scribe.load_asr()
     printer = Printer(sys.stdout, as_json=False, show_tentative=sys.stdout.isatty())
-    result = run_stream(source, engine.transcriber, printer.event)
-    printer.close()
+
+    def show(ev: object) -> None:
+        if isinstance(ev, Committed):
+            printer.event(ev.segment)
+        elif isinstance(ev, Tentative):
+            printer.event(ev)
+
+    consultation = scribe.consultation(None, source, on_event=show, live=False)  # transcription only
+    try:
+        consultation.record()
+    finally:
+        printer.close()
+    result = consultation.stream
+    text = " ".join(s.text for s in consultation.segments)
+    consultation.end()
     if result.error is not None:
         raise result.error
-    text = result.transcript.text
     rates = error_rates(SPEECH_TEXT.read_text(encoding="utf-8"), text)
     _say(f"\n   {result.audio_s:.0f} s tale transkribert på {result.processing_s:.0f} s "
          f"(sanntidsfaktor {result.rtf:.2f}) med {engine.model_id} på {engine.device}/{engine.compute_type}.")
     _say(f"   Ordfeilrate (WER) mot den offisielle teksten: {rates.wer:.0%}, tegnfeilrate (CER) {rates.cer:.0%}.")
     _say("   Den innebygde Whisper base er den største som finnes i pakkeregistrene; sykehuset legger inn "
          "NB-Whisper large\n   (asr.model i innstillingene) for langt lavere feilrate, uten kodeendring.")
-    result.transcript.clear()
 
 
 def _note_part() -> None:
     from app.settings import load_settings
-    from summarize.draft.drafter import DraftOptions
-    from summarize.draft.note import make_note, note_text
-    from summarize.llm.registry import create_engine
+    from summarize.consultation.engine import Scribe
+    from summarize.draft.note import note_text
     from summarize.templates.template import load_template
     from summarize.transcript_io import read_transcript
 
@@ -119,21 +130,26 @@ def _note_part() -> None:
     settings = load_settings()
     _say(f"\n   laster språkmodellen ({settings.llm.model or 'den innebygde'}) …")
     t_load = time.perf_counter()
-    engine = create_engine(settings.llm)
+    scribe = Scribe(settings)
+    engine = scribe.load_llm()
+    consultation = scribe.consultation(template, live=False)
+    consultation.start()
+    consultation.add_utterances(utterances)
     progress = _Progress(sys.stderr)
     t0 = time.perf_counter()
     try:
-        result = make_note(utterances, template, engine,
-                           options=DraftOptions(strategy=settings.llm.draft, batch_size=settings.llm.batch),
-                           on_progress=progress)
+        try:
+            result = consultation.draft(on_progress=progress)
+        finally:
+            progress.close()
+        took = time.perf_counter() - t0
+        _say(f"   lastet på {t0 - t_load:.1f} s; utkastet tok {took:.0f} s ({engine.model_id}, CPU).\n")
+        _say("UTKAST – DEMO PÅ OPPDIKTEDE DATA. Laget av programvare; klinikeren kontrollerer, retter og "
+             "godkjenner notatet.\n")
+        _say(note_text(result, template))
     finally:
-        progress.close()
-        engine.close()
-    took = time.perf_counter() - t0
-    _say(f"   lastet på {t0 - t_load:.1f} s; utkastet tok {took:.0f} s ({engine.model_id}, CPU).\n")
-    _say("UTKAST – DEMO PÅ OPPDIKTEDE DATA. Laget av programvare; klinikeren kontrollerer, retter og "
-         "godkjenner notatet.\n")
-    _say(note_text(result, template))
+        consultation.end(audit=False)  # a demo draft is never delivered: wiped, no audit line
+        scribe.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
