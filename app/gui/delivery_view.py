@@ -1,6 +1,6 @@
 """Approval and delivery in the main window: the approved note goes to the configured sink
 (the clipboard at once, the EPJ on a worker thread), with Send again and Copy to the
-clipboard when the EPJ refused it. A mixin of :class:`MainWindow`."""
+clipboard when the EPJ refused it. The second link of :class:`MainWindow`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from PySide6.QtWidgets import QApplication
 
 from app.gui import workers
 from app.gui.i18n import text as _t
+from app.gui.review_view import ReviewView
 from app.gui.window_texts import TEXT
 from summarize.consultation.session import SessionError
 
 
-class DeliveryMixin:
-    """Approve → sink → receipt for :class:`app.gui.main_window.MainWindow`."""
+class DeliveryView(ReviewView):
+    """Approve → sink → receipt for :class:`app.gui.main_window.MainWindow` (see
+    :class:`app.gui.review_view.ReviewView` for why this is a chain of Qt subclasses)."""
 
     def approve(self) -> None:
         """The clinician approves: the note is frozen and goes to the configured sink. It

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -37,16 +36,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import workers
-from app.gui.delivery_view import DeliveryMixin
+from app.gui.delivery_view import DeliveryView
 from app.gui.i18n import text as _t
-from app.gui.review_view import ReviewMixin, SectionEdit
+from app.gui.review_view import SectionEdit
 from app.gui.window_texts import TEXT
 from summarize.consultation.consultation import Consultation
 from summarize.consultation.session import Session, State
 
 logger = logging.getLogger(__name__)
 
-class MainWindow(ReviewMixin, DeliveryMixin, QMainWindow):
+class MainWindow(DeliveryView):
     """Record → live transcript → draft → review → approve (or discard)."""
 
     draft_ready = Signal()        # a draft after Stop is shown (review may begin)

@@ -1,6 +1,6 @@
 """The review side of the main window: the draft's section editors with their evidence
 links, the flags list, and the transcript (small talk struck through with Restore, edit and
-remove links, uncertain words highlighted, search). A mixin of :class:`MainWindow`."""
+remove links, uncertain words highlighted, search). The first link of :class:`MainWindow`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QInputDialog, QLabel, QListWidgetItem, QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QInputDialog, QLabel, QListWidgetItem, QMainWindow, QPlainTextEdit, QTextEdit, QWidget
 
 from app.gui.i18n import text as _t
 from app.gui.window_texts import EVIDENCE_BG, SEARCH_BG, TEXT, UNCERTAIN_BG
@@ -66,9 +66,13 @@ class SectionEdit(QPlainTextEdit):
         self.setExtraSelections(sels)
 
 
-class ReviewMixin:
-    """Draft, flags and transcript of :class:`app.gui.main_window.MainWindow` (which owns the
-    widgets and the consultation; these methods only read and show them)."""
+class ReviewView(QMainWindow):
+    """Draft, flags and transcript of :class:`app.gui.main_window.MainWindow` (which builds the
+    widgets and owns the consultation; these methods show them and take the clinician's edits).
+
+    A Qt subclass in a chain (``ReviewView`` → ``DeliveryView`` → ``MainWindow``), not a plain
+    mixin: PySide6 treats methods of a plain mixin as non-slots, and a worker's result
+    connected to one would run on the worker thread."""
 
     def _clear_draft(self) -> None:
         for w in self.section_edits.values():
