@@ -661,7 +661,7 @@ class MainWindow(QMainWindow):
 
     # -- transcript -------------------------------------------------------------------
     def _render_transcript(self) -> None:
-        from summarize.grounding.verify import uncertain_asr_flags
+        from summarize.grounding.uncertain_asr import uncertain_asr_flags
         from summarize.types import Utterance
 
         s = self.session
