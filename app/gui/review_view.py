@@ -177,7 +177,7 @@ class ReviewView(QMainWindow):
 
     # -- transcript -------------------------------------------------------------------
     def _render_transcript(self) -> None:
-        from summarize.grounding.verify import uncertain_asr_flags
+        from summarize.grounding.uncertain_asr import uncertain_asr_flags
         from summarize.types import Utterance
 
         s = self.session

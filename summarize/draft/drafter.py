@@ -596,7 +596,7 @@ class NoteDrafter:
 
 def _items(text: str) -> tuple[set[str], set[str]]:
     """Quantities (canonical values) and drug names (canonical) in ``text``."""
-    from summarize.grounding.numbers import extract_quantities
+    from summarize.grounding.quantities import extract_quantities
     from summarize.grounding.verify import canonical_drug, find_drugs
 
     norm = normalize_numbers(text)

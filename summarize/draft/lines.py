@@ -346,7 +346,7 @@ _DOSE_UNITS = frozenset({"mg", "g", "µg", "mcg", "mikrogram", "ml", "ie", "mmol
 
 
 def _has_drug_or_dose(text: str) -> bool:
-    from summarize.grounding.numbers import extract_quantities
+    from summarize.grounding.quantities import extract_quantities
     from summarize.grounding.verify import find_drugs
 
     norm = normalize_numbers(text)

@@ -119,7 +119,7 @@ def _remove_unsupported(draft: NoteDraft, flags: list[Flag]) -> None:
 
 def _verify(draft: NoteDraft, clean: Sequence[Utterance], all_utterances: Sequence[Utterance], verifier: Any) -> None:
     from summarize.grounding.injection import drug_source_flags, instruction_flags
-    from summarize.grounding.verify import uncertain_asr_flags
+    from summarize.grounding.uncertain_asr import uncertain_asr_flags
 
     # instructions to the software first: the clinician reads them before anything else
     draft.flags[:0] = instruction_flags(all_utterances, draft.text) + drug_source_flags(draft, all_utterances)

@@ -23,7 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from summarize.grounding.numbers import extract_quantities, normalize_numbers
+from summarize.grounding.numbers import normalize_numbers
+from summarize.grounding.quantities import extract_quantities
 from summarize.llm.base import ChatMessage
 from summarize.types import Utterance
 

@@ -108,7 +108,8 @@ def drug_source_flags(draft: Any, utterances: Sequence[Utterance]) -> list[Flag]
     from the clinician. (A patient's own medicines, "Bruker metformin 500 mg", are history,
     not flagged: they carry no prescribing word; "x 2" is, so "Metformin 500 mg x 2" from the
     patient alone is flagged for the clinician to confirm.)"""
-    from summarize.grounding.numbers import extract_quantities, normalize_numbers
+    from summarize.grounding.numbers import normalize_numbers
+    from summarize.grounding.quantities import extract_quantities
     from summarize.grounding.verify import find_drugs
 
     speaker = {u.id: u.speaker for u in utterances}

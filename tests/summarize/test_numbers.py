@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from summarize.grounding.numbers import (
-    extract_quantities,
-    is_number_word,
-    normalize_numbers,
-    normalize_units,
-    parse_number,
-    quantity_supports,
-    unit_info,
-)
+from summarize.grounding.number_words import is_number_word, parse_number
+from summarize.grounding.numbers import normalize_numbers
+from summarize.grounding.quantities import extract_quantities, quantity_supports
+from summarize.grounding.units import normalize_units, unit_info
 
 
 @pytest.mark.parametrize(

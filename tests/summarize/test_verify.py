@@ -15,23 +15,23 @@ import pytest
 import yaml
 
 from asr.types import Word
-from summarize.grounding.numbers import (
+from summarize.grounding.numbers import normalize_numbers
+from summarize.grounding.quantities import (
     extract_quantities,
     format_number,
-    normalize_numbers,
     quantity_supports,
 )
+from summarize.grounding.uncertain_asr import uncertain_asr_flags
 from summarize.grounding.verify import (
     Verifier,
     VerifyOptions,
     canonical_drug,
     drug_mentions,
     find_drugs,
-    flip_side,
     load_drug_aliases,
     load_drug_lexicon,
-    uncertain_asr_flags,
 )
+from summarize.grounding.words import flip_side
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence, Utterance
 from tests.conftest import CONSULTATIONS
 
