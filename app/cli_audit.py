@@ -28,15 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asr.errors import ScribeError
-from summarize.delivery.audit import (
-    KEYRING_SERVICE,
-    AuditError,
-    AuditLog,
-    audit_key,
-    default_audit_path,
-    record_values,
-    summarize_records,
-)
+from summarize.delivery.audit import AuditError, AuditLog, default_audit_path
+from summarize.delivery.audit_keyring import KEYRING_SERVICE, audit_key
+from summarize.delivery.audit_summary import record_values, summarize_records
 
 if TYPE_CHECKING:
     from hardware.report import Report

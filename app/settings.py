@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from asr.errors import ConfigError
 from asr.models import DEFAULT_ASR_MODEL
-from summarize.delivery.fhir import FhirConfig
+from summarize.delivery.fhir_config import FhirConfig
 from summarize.llm.config import LlmConfig
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,8 @@ class AuditSettings(BaseModel):
         from the keyring (created on first use) only when a line is written."""
         if not self.enabled:
             return None
-        from summarize.delivery.audit import AuditLog, audit_key, default_audit_path
+        from summarize.delivery.audit import AuditLog, default_audit_path
+        from summarize.delivery.audit_keyring import audit_key
 
         path = Path(self.path).expanduser() if self.path else default_audit_path()
         return AuditLog(path, lambda: audit_key(self.keyring_service))

@@ -62,7 +62,8 @@ class DeliveryView(ReviewView):
 
     def _check_patient(self) -> str | None:
         """The patient field's problem (shown in red), None when it is a valid patient."""
-        from summarize.delivery.fhir import SinkConfigError, parse_subject
+        from summarize.delivery.fhir_config import SinkConfigError
+        from summarize.delivery.fhir_resource import parse_subject
 
         try:
             parse_subject(self.patient.text())

@@ -52,7 +52,7 @@ from app.settings import (
     validate_settings,
 )
 from asr.errors import ConfigError, ScribeError
-from summarize.delivery.fhir import FhirConfig
+from summarize.delivery.fhir_config import FhirConfig
 from summarize.llm.config import LlmConfig
 
 logger = logging.getLogger(__name__)
@@ -731,7 +731,8 @@ class SettingsDialog(QDialog):
 
     def _check_epj(self, s: Settings) -> tuple[str, QWidget] | None:
         """What the EPJ tab needs beyond the model's own checks: the message and the field."""
-        from summarize.delivery.fhir import SinkConfigError, check_author
+        from summarize.delivery.fhir_config import SinkConfigError
+        from summarize.delivery.fhir_resource import check_author
         from summarize.delivery.identifiers import PersonNumberError, parse_person_number
 
         f = s.fhir
@@ -998,7 +999,7 @@ class SettingsDialog(QDialog):
 
 def _store_fhir_secret(config: FhirConfig, secret: str) -> None:
     """The FHIR client secret into the OS keyring (service ``keyring_service``, user
-    ``client_id``: where :class:`summarize.delivery.fhir.TokenSource` looks)."""
+    ``client_id``: where :class:`summarize.delivery.fhir_auth.TokenSource` looks)."""
     if not config.keyring_service:
         raise ConfigError("fhir.keyring_service is empty: name the OS keyring service to use")
     try:

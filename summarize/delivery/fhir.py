@@ -18,13 +18,15 @@ Everything that can be wrong with the configuration or the patient number is fou
 anything is sent (:meth:`FhirDocumentReferenceSink.check`), including the token endpoint
 of an OAuth2 client-credentials login (HelseID-style; the secret lives in the OS keyring).
 Logs carry status codes and attempt counts, never the note, the patient number or tokens.
+
+This module sends (with retries and the exactly-once search) and tests the connection; the
+settings are in :mod:`summarize.delivery.fhir_config`, the login in
+:mod:`summarize.delivery.fhir_auth` and the resource in :mod:`summarize.delivery.fhir_resource`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import re
@@ -33,37 +35,28 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from summarize.delivery.identifiers import PersonNumber, PersonNumberError, parse_person_number
+from summarize.delivery.fhir_auth import TokenSource, certificate_problem
+from summarize.delivery.fhir_config import FhirConfig, SinkConfigError
+from summarize.delivery.fhir_resource import (
+    IDENTIFIER_SYSTEM,
+    build_document_reference,
+    check_author,
+    check_encounter,
+    decoded_text,
+    note_identifier,
+    parse_subject,
+)
 from summarize.delivery.sinks import Receipt, SinkError
 
 logger = logging.getLogger(__name__)
 
-IDENTIFIER_SYSTEM = "urn:ietf:rfc:3986"
-_NAMESPACE = uuid.UUID("6f1d8a52-3c4b-4f0e-9a57-0d6c2b1e7a11")  # ambient-scribe notes
-_REF = re.compile(r"^(Practitioner|PractitionerRole|Patient|Encounter)/[A-Za-z0-9\-.]{1,64}$")
 TEST_TAG = {"system": "urn:ambient-scribe:tag", "code": "connection-test",
             "display": "Syntetisk testdokument (ingen pasientdata)"}
-
-
-class SinkConfigError(SinkError):
-    """Something is wrong before sending (configuration, patient, author, TLS, login)."""
-
-    exit_code = 2
-    kind = "config"
-
-
-class SinkAuthError(SinkConfigError):
-    """The token endpoint refused us or answered nonsense (nothing was sent)."""
-
-    kind = "auth"
 
 
 class SinkRejected(SinkError):
@@ -82,187 +75,6 @@ class SinkUnavailable(SinkError):
         super().__init__(message)
         self.kind = kind
         self.maybe_stored = maybe_stored
-
-
-class FhirConfig(BaseModel):
-    """The ``[fhir]`` section: where and how the FHIR sink delivers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str = Field(default="", description="FHIR base URL, e.g. https://fhir.sykehus.local/fhir")
-    auth: Literal["none", "client_credentials"] = Field(
-        default="none", description="none (a test server) or client_credentials (OAuth2, HelseID-style)")
-    token_url: str = Field(default="", description="OAuth2 token endpoint (client_credentials)")
-    client_id: str = Field(default="", description="OAuth2 client id (the secret is in the OS keyring)")
-    scope: str = Field(default="system/DocumentReference.write system/DocumentReference.read",
-                       description="OAuth2 scope to ask for")
-    keyring_service: str = Field(default="ambient-scribe-fhir",
-                                 description="OS keyring service of the client secret (user = client_id)")
-    verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate (keep on)")
-    ca_bundle: str = Field(default="", description="PEM file of the hospital's CA; empty = the system's")
-    allow_http: bool = Field(default=False, description="Allow plain http to a non-local host (not advised)")
-    timeout_s: float = Field(default=15.0, gt=0, le=300, description="Seconds to wait for an answer")
-    retries: int = Field(default=3, ge=0, le=10, description="Retries after a timeout or a 5xx")
-    backoff_s: float = Field(default=1.0, ge=0, le=60, description="First wait between retries (doubles)")
-    conditional_create: bool = Field(default=True, description="Send If-None-Exist with the identifier")
-    author: str = Field(default="", description="Practitioner/ID or PractitionerRole/ID of the clinician")
-    type_system: str = Field(default="http://dips.no/fhir/namingsystem/dips-documenttypeid")
-    type_code: str = Field(default="1050")
-    type_display: str = Field(default="Daglig notat")
-    test_patient: str = Field(default="", description="Synthetic fødselsnummer for 'scribe epj test'")
-    extensions: dict[str, str | int | bool] = Field(
-        default_factory=dict, description="Extra extensions by URL (e.g. DIPS document attributes)")
-
-    @field_validator("base_url", "token_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if v and urlsplit(v).scheme not in ("http", "https"):
-            raise ValueError("must be an http(s) URL")
-        if v and "@" in urlsplit(v).netloc:
-            raise ValueError("must not contain credentials")
-        return v
-
-    @field_validator("extensions")
-    @classmethod
-    def _extensions(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for url in v:
-            if urlsplit(url).scheme not in ("http", "https", "urn"):
-                raise ValueError(f"extension key {url!r} must be a URL")
-        return v
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    """The patient: a checked person number or a ``Patient/ID`` reference."""
-
-    person: PersonNumber | None = None
-    reference: str | None = None
-
-    def fhir(self) -> dict[str, Any]:
-        if self.person is not None:
-            return {"identifier": {"system": self.person.system, "value": self.person.value}}
-        return {"reference": self.reference}
-
-
-def parse_subject(text: str | None) -> Subject:
-    """``13897248098`` (fødselsnummer/D-nummer) or ``Patient/123``."""
-    text = (text or "").strip()
-    if not text:
-        raise SinkConfigError("no patient: give the fødselsnummer, D-nummer or Patient/ID")
-    if text.startswith("Patient/"):
-        if not _REF.match(text):
-            raise SinkConfigError("the patient reference must look like Patient/ID")
-        return Subject(reference=text)
-    try:
-        return Subject(person=parse_person_number(text))
-    except PersonNumberError as exc:
-        raise SinkConfigError(f"patient: {exc}") from None
-
-
-def certificate_problem(exc: BaseException) -> str | None:
-    """The TLS certificate failure behind a connection error ("self-signed certificate",
-    "unable to get local issuer certificate", a host name mismatch), or None."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLCertVerificationError):
-            return str(cur.verify_message or cur.reason or "verification failed")
-        text = str(cur)
-        if "CERTIFICATE_VERIFY_FAILED" in text:
-            return text.split("certificate verify failed:", 1)[-1].strip(" ()") or "verification failed"
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-def note_identifier(patient: str, text: str) -> str:
-    """The same approved text for the same patient always gets the same urn:uuid, in any
-    run: sending again after an unknown outcome (the connection broke after the POST) is
-    recognised by the EPJ (If-None-Exist, or the search) and not stored twice, also from a
-    new process or a restarted app. ``patient``: the subject as given (fødselsnummer or
-    ``Patient/ID``); the approved text carries its date, so two notes differ."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{patient.strip()}:{digest}')}"
-
-
-def build_document_reference(
-    *,
-    config: FhirConfig,
-    subject: Subject,
-    identifier: str,
-    text: str,
-    title: str,
-    language: str,
-    created: datetime,
-    encounter: str | None = None,
-    tags: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
-    """The DocumentReference as JSON, validated with ``fhir.resources`` (R4B)."""
-    from fhir.resources.R4B.documentreference import DocumentReference
-    from pydantic import ValidationError
-
-    check_author(config.author)
-    check_encounter(encounter)
-    when = created.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    resource: dict[str, Any] = {
-        "resourceType": "DocumentReference",
-        "identifier": [{"system": IDENTIFIER_SYSTEM, "value": identifier}],
-        "status": "current",
-        "docStatus": "preliminary",
-        "type": {"coding": [{"system": config.type_system, "code": config.type_code,
-                             "display": config.type_display}]},
-        "subject": subject.fhir(),
-        "date": when,
-        "author": [{"reference": config.author}],
-        "description": title,
-        "content": [{"attachment": {
-            "contentType": "text/plain; charset=utf-8",
-            "language": {"nb": "nb-NO", "nn": "nn-NO"}.get(language, language or "nb-NO"),
-            "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
-            "title": title,
-            "creation": when,
-        }}],
-    }
-    if encounter:
-        resource["context"] = {"encounter": [{"reference": encounter}]}
-    if config.extensions:
-        resource["extension"] = [_extension(url, v) for url, v in sorted(config.extensions.items())]
-    if tags:
-        resource["meta"] = {"tag": tags}
-    try:
-        DocumentReference.model_validate(resource)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise SinkConfigError(f"the DocumentReference does not validate ({where}: {first.get('msg')})") from None
-    return resource
-
-
-def check_author(author: str) -> None:
-    if not author:
-        raise SinkConfigError("no author: set fhir.author to Practitioner/ID or PractitionerRole/ID")
-    if not _REF.match(author) or not author.startswith("Practitioner"):
-        raise SinkConfigError("fhir.author must look like Practitioner/ID or PractitionerRole/ID")
-
-
-def check_encounter(encounter: str | None) -> None:
-    if encounter is not None and not (_REF.match(encounter) and encounter.startswith("Encounter/")):
-        raise SinkConfigError("the encounter must look like Encounter/ID")
-
-
-def _extension(url: str, value: str | int | bool) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"url": url, "valueBoolean": value}
-    if isinstance(value, int):
-        return {"url": url, "valueInteger": value}
-    return {"url": url, "valueString": str(value)}
-
-
-def decoded_text(resource: dict[str, Any]) -> str:
-    """The note text of a stored DocumentReference (for read-back checks)."""
-    data = resource["content"][0]["attachment"]["data"]
-    return base64.b64decode(data).decode("utf-8")
 
 
 def operation_outcome_text(response: Any) -> str:
@@ -305,68 +117,6 @@ def _is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class TokenSource:
-    """OAuth2 client-credentials tokens (client_secret_basic), cached until shortly before expiry."""
-
-    def __init__(self, config: FhirConfig, client: Any, *, secret: Callable[[], str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.config = config
-        self._client = client
-        self._secret = secret or self._keyring_secret
-        self._clock = clock
-        self._token: str | None = None
-        self._expires = 0.0
-
-    def _keyring_secret(self) -> str:
-        try:
-            import keyring
-
-            secret = keyring.get_password(self.config.keyring_service, self.config.client_id)
-        except Exception as exc:
-            raise SinkAuthError(f"cannot read the FHIR client secret from the OS keyring ({type(exc).__name__})") \
-                from None
-        if not secret:
-            raise SinkAuthError(f"no client secret for {self.config.client_id!r} in the OS keyring "
-                                "(store it with 'scribe epj secret')")
-        return secret
-
-    def header(self, *, renew: bool = False) -> dict[str, str]:
-        if renew or self._token is None or self._clock() >= self._expires:
-            self._fetch()
-        return {"Authorization": f"Bearer {self._token}"}
-
-    def _fetch(self) -> None:
-        import httpx
-
-        c = self.config
-        try:
-            r = self._client.post(c.token_url, data={"grant_type": "client_credentials", "scope": c.scope},
-                                  auth=(c.client_id, self._secret()), headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            problem = certificate_problem(exc)
-            if problem:
-                raise SinkAuthError(f"the token endpoint's TLS certificate is not trusted ({problem}): set "
-                                    "fhir.ca_bundle to the hospital's CA certificate (PEM)") from None
-            raise SinkAuthError(f"the token endpoint {c.token_url} did not answer ({type(exc).__name__})") from None
-        try:
-            body = r.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise SinkAuthError(f"the token endpoint answered HTTP {r.status_code} without JSON "
-                                f"({r.headers.get('content-type', 'no content type')}): is token_url right?")
-        if r.status_code >= 400 or "error" in body:
-            why = body.get("error_description") or body.get("error") or f"HTTP {r.status_code}"
-            raise SinkAuthError(f"the token endpoint refused the login: {' '.join(str(why).split())[:300]}")
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise SinkAuthError("the token endpoint's answer has no access_token")
-        self._token = token
-        life = body.get("expires_in")
-        self._expires = self._clock() + max(float(life) - 30, 1) if isinstance(life, (int, float)) else \
-            self._clock() + 300
 
 
 class FhirDocumentReferenceSink:

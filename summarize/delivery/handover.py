@@ -3,7 +3,7 @@
 :func:`end_session` is what the desktop app and ``scribe note --deliver`` call when a
 consultation ends (delivered, failed, discarded). The audit line is built from the
 session's statistics *before* the session is wiped, and holds no patient data (see
-:mod:`summarize.delivery.audit`). A failing audit log never loses a delivered note; it is reported
+:mod:`summarize.delivery.audit_record`). A failing audit log never loses a delivered note; it is reported
 as a warning without the note.
 """
 
@@ -97,7 +97,7 @@ class Delivery:
 def audit_record(session: Session, outcome: str, *, delivery: Delivery | None = None,
                  run: RunInfo | None = None) -> dict[str, Any]:
     """The audit line of this session (call before the session is wiped)."""
-    from summarize.delivery.audit import session_record
+    from summarize.delivery.audit_record import session_record
 
     run = run or RunInfo()
     note = delivery.note if delivery else None

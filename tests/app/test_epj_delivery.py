@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from summarize.delivery.audit import AuditLog
-from summarize.delivery.fhir import IDENTIFIER_SYSTEM, FhirConfig, decoded_text
+from summarize.delivery.fhir_config import FhirConfig
+from summarize.delivery.fhir_resource import IDENTIFIER_SYSTEM, decoded_text
 from tests.app.test_main_window import FakeScribe, _record_all
 from tests.fhir_server import Fault, FaultProxy, FhirServer
 
@@ -131,7 +132,7 @@ def test_a_refusal_keeps_the_note_for_send_again_or_the_clipboard(qtbot: Any, fh
 
 
 def _identifier(text: str, patient: str) -> str:
-    from summarize.delivery.fhir import note_identifier
+    from summarize.delivery.fhir_resource import note_identifier
 
     return note_identifier(patient, text)  # the patient and the approved text, not the session
 

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from app.cli_audit import add_audit_parser, audit_report, cmd_audit
-from summarize.delivery.audit import AuditLog, audit_key, session_record, summarize_records
+from summarize.delivery.audit import AuditLog
+from summarize.delivery.audit_keyring import audit_key
+from summarize.delivery.audit_record import session_record
+from summarize.delivery.audit_summary import summarize_records
 from tests.keyrings import MemoryKeyring
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)

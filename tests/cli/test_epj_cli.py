@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from summarize.delivery.fhir import decoded_text
+from summarize.delivery.fhir_resource import decoded_text
 from summarize.delivery.identifiers import with_check_digits
 from tests.cli.test_cli import assert_one_line_error, fresh_env
 from tests.conftest import CLIENT, CONSULTATIONS

@@ -14,16 +14,12 @@ from fhir.resources.R4B.documentreference import DocumentReference
 
 from asr.types import Segment, Word
 from summarize.consultation.session import ApprovedNote, Session
-from summarize.delivery.fhir import (
+from summarize.delivery.fhir import FhirDocumentReferenceSink, SinkRejected, SinkUnavailable, connection_test
+from summarize.delivery.fhir_auth import SinkAuthError
+from summarize.delivery.fhir_config import FhirConfig, SinkConfigError
+from summarize.delivery.fhir_resource import (
     IDENTIFIER_SYSTEM,
-    FhirConfig,
-    FhirDocumentReferenceSink,
-    SinkAuthError,
-    SinkConfigError,
-    SinkRejected,
-    SinkUnavailable,
     build_document_reference,
-    connection_test,
     decoded_text,
     note_identifier,
     parse_subject,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from summarize.delivery.fhir import decoded_text
+from summarize.delivery.fhir_resource import decoded_text
 from tests.conftest import CONSULTATIONS
 from tests.fhir_server import FhirServer
 

@@ -21,17 +21,10 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from summarize.delivery.audit import (
-    AUDIT_FIELDS,
-    GENESIS,
-    AuditError,
-    AuditLog,
-    audit_key,
-    default_audit_path,
-    record_values,
-    session_record,
-    summarize_records,
-)
+from summarize.delivery.audit import GENESIS, AuditError, AuditLog, default_audit_path
+from summarize.delivery.audit_keyring import audit_key
+from summarize.delivery.audit_record import AUDIT_FIELDS, session_record
+from summarize.delivery.audit_summary import record_values, summarize_records
 from tests.keyrings import MemoryKeyring
 
 KEY = bytes(range(32))
@@ -508,15 +501,19 @@ def test_record_values_are_the_distributions_raw_values() -> None:
 def test_core_renders_no_html() -> None:
     """The HTML report lives outside the core (app.cli_audit + hardware.report)."""
     import summarize.delivery.audit
+    import summarize.delivery.audit_summary
 
     assert not hasattr(summarize.delivery.audit, "report_html")
+    assert not hasattr(summarize.delivery.audit_summary, "report_html")
 
 
 def test_core_module_imports_no_qt_and_no_app() -> None:
-    """summarize.delivery.audit is core code: usable headless, from the CLI and from tests; it
-    imports neither the app, nor Qt, nor the report renderer (hardware/, matplotlib)."""
+    """summarize.delivery.audit and its record, key and summary modules are core code: usable
+    headless, from the CLI and from tests; they import neither the app, nor Qt, nor the report
+    renderer (hardware/, matplotlib)."""
     code = (
-        "import sys, summarize.delivery.audit; "
+        "import sys, summarize.delivery.audit, summarize.delivery.audit_keyring, "
+        "summarize.delivery.audit_record, summarize.delivery.audit_summary; "
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('app', 'PySide6', 'matplotlib', 'hardware')]; "
         "print(','.join(bad))"
