@@ -21,16 +21,10 @@ from typing import Any
 
 from asr.errors import ScribeError
 from summarize.errors import TemplateError
-from summarize.templates.template import (
-    SUFFIX,
-    NoteTemplate,
-    TemplateProblem,
-    available_templates,
-    load_template,
-    template_dirs,
-    template_files,
-    validate_template,
-)
+from summarize.templates.discovery import SUFFIX, available_templates, template_dirs, template_files
+from summarize.templates.model import NoteTemplate
+from summarize.templates.schema import TemplateProblem
+from summarize.templates.template import load_template, validate_template
 from summarize.types import Flag, NoteDraft, NoteSection, Sentence
 
 logger = logging.getLogger(__name__)

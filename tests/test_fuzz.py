@@ -117,7 +117,8 @@ def test_mutated_json_lines_parse_or_fail_in_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(900)
 def test_mutated_templates_validate_without_crashing(tmp_path: Path) -> None:
-    from summarize.templates.template import BUILTIN_DIR, check_template_text
+    from summarize.templates.discovery import BUILTIN_DIR
+    from summarize.templates.template import check_template_text
 
     rng = random.Random(SEED + 2)
     base = (BUILTIN_DIR / "allmennmedisin.md.j2").read_text(encoding="utf-8")

@@ -2,7 +2,9 @@
 
 :class:`TemplateEditor` is a plain widget; the main window opens it in a dialog in
 superuser mode. Everything template-specific is done by the Qt-free
-:mod:`summarize.templates.pack` (validation, version bump, change log, atomic save, packs).
+:mod:`summarize.templates.saving` (validation, version bump, change log, atomic save),
+:mod:`summarize.templates.versions`, :mod:`summarize.templates.pack` (export) and
+:mod:`summarize.templates.pack_import`.
 
 The preview renders the edited template against a shared test consultation with the
 extractive drafter (no language model, instant). Its text lives only in the widget:
@@ -56,20 +58,12 @@ from PySide6.QtWidgets import (
 from app.gui import workers
 from app.gui.i18n import text as _t
 from summarize.errors import TemplateError
-from summarize.templates.pack import (
-    ImportedTemplate,
-    PackEntry,
-    bump_version,
-    check_text,
-    export_pack,
-    import_pack,
-    name_for,
-    save_template,
-    set_version,
-    template_id_of,
-    version_of,
-)
-from summarize.templates.template import SUFFIX, TemplateProblem, available_templates
+from summarize.templates.discovery import SUFFIX, available_templates
+from summarize.templates.pack import PackEntry, export_pack
+from summarize.templates.pack_import import ImportedTemplate, import_pack
+from summarize.templates.saving import check_text, name_for, save_template
+from summarize.templates.schema import TemplateProblem
+from summarize.templates.versions import bump_version, set_version, template_id_of, version_of
 
 logger = logging.getLogger(__name__)
 

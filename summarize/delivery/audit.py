@@ -235,7 +235,7 @@ class AuditLog:
         finally:
             os.close(fd)  # releases the lock
         if created:
-            from summarize.templates.pack import fsync_dir
+            from summarize.templates.saving import fsync_dir
 
             fsync_dir(self.path.parent)
         return out

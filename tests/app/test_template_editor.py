@@ -15,7 +15,9 @@ from PySide6.QtGui import QTextCursor
 from pytestqt.qtbot import QtBot
 
 from app.gui.template_editor import TemplateEditor
-from summarize.templates.template import BUILTIN_DIR, LANGUAGE_TEXT, load_template, validate_template
+from summarize.templates.discovery import BUILTIN_DIR
+from summarize.templates.schema import LANGUAGE_TEXT
+from summarize.templates.template import load_template, validate_template
 from tests.conftest import CONSULTATIONS
 
 NAME = "allmennmedisin.md.j2"

@@ -14,20 +14,12 @@ import pytest
 import yaml
 
 from summarize.errors import TemplateError
-from summarize.templates.pack import (
-    MANIFEST,
-    PACK_FORMAT,
-    TemplateInvalidError,
-    bump_version,
-    export_pack,
-    import_pack,
-    save_template,
-    set_version,
-    template_id_of,
-    validate_text,
-    version_of,
-)
-from summarize.templates.template import BUILTIN_DIR, load_template, validate_template
+from summarize.templates.discovery import BUILTIN_DIR
+from summarize.templates.pack import MANIFEST, PACK_FORMAT, export_pack
+from summarize.templates.pack_import import import_pack
+from summarize.templates.saving import TemplateInvalidError, save_template, validate_text
+from summarize.templates.template import load_template, validate_template
+from summarize.templates.versions import bump_version, set_version, template_id_of, version_of
 
 TODAY = dt.date(2026, 11, 24)
 NAME = "allmennmedisin.md.j2"
@@ -213,7 +205,7 @@ def test_save_new_template_and_previous_version(folder: Path) -> None:
 def test_atomic_write_leaves_no_temporary_files_on_failure(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import summarize.templates.pack as tp
+    import summarize.templates.saving as tp
 
     before = snapshot(folder)
 

@@ -12,16 +12,10 @@ import pytest
 
 from app.cli_templates import add_templates_parser, cmd_templates, draft_for_render
 from summarize.errors import TemplateError
-from summarize.templates.template import (
-    BUILTIN_DIR,
-    LANGUAGE_TEXT,
-    NoteTemplate,
-    TemplateProblem,
-    list_templates,
-    load_template,
-    template_dirs,
-    validate_template,
-)
+from summarize.templates.discovery import BUILTIN_DIR, template_dirs
+from summarize.templates.model import NoteTemplate
+from summarize.templates.schema import LANGUAGE_TEXT, TemplateProblem
+from summarize.templates.template import list_templates, load_template, validate_template
 from summarize.types import NoteDraft, NoteSection, Sentence
 
 SPECIALTIES = (
@@ -579,8 +573,8 @@ def test_the_note_cli_refuses_a_path_as_template(capsys: pytest.CaptureFixture[s
 @pytest.mark.timeout(60)  # 9^9 nodes if expanded: without the fix this hangs
 def test_yaml_aliases_in_the_front_matter_are_refused_not_expanded(tmp_path: Path) -> None:
     """#17 item 5: a billion-laughs front matter hung validation and pack import."""
-    from summarize.templates.pack import template_id_of
     from summarize.templates.template import check_template_text
+    from summarize.templates.versions import template_id_of
 
     laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
