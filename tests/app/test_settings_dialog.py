@@ -18,7 +18,8 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFileDialog,
 from pytestqt.qtbot import QtBot
 
 from app.gui import i18n
-from app.gui.settings_dialog import ERROR_STYLE, SettingsDialog
+from app.gui.settings_dialog import SettingsDialog
+from app.gui.settings_text import ERROR_STYLE
 from app.settings import Settings, available_sinks, load_settings, save_settings
 from summarize.llm.registry import available_engines
 from summarize.templates.template import list_templates

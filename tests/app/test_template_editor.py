@@ -355,7 +355,7 @@ def test_the_import_button_imports_on_a_worker_thread(
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(pack), ""))
     import threading
 
-    from app.gui import template_editor as module
+    from app.gui import template_packs as module
 
     release = threading.Event()
     real_import = module._import
