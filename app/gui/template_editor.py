@@ -815,7 +815,8 @@ class TemplateEditor(QWidget):
 
     def _draft(self, consultation: Path, tpl: Any) -> Any:
         from summarize.draft.note import make_note
-        from summarize.draft.smalltalk import SmallTalkFilter, load_consultation
+        from summarize.draft.smalltalk import SmallTalkFilter
+        from summarize.draft.smalltalk_eval import load_consultation
         from summarize.grounding.verify import Verifier
 
         if consultation not in self._utterances:
