@@ -205,12 +205,12 @@ def _render(args: argparse.Namespace) -> int:
 def draft_for_render(template: NoteTemplate, transcript_path: Path) -> NoteDraft:
     """A draft of ``transcript_path`` to preview ``template`` with.
 
-    Uses ``summarize.draft.drafter.quick_draft(template, transcript_path)`` when the drafter
-    provides it; otherwise an extractive placeholder: every utterance, in order, in the
+    Uses ``summarize.draft.extractive.quick_draft(template, transcript_path)`` when that
+    module provides it; otherwise an extractive placeholder: every utterance, in order, in the
     first section, marked extractive (no language model is run here).
     """
     try:
-        from summarize.draft.drafter import quick_draft  # type: ignore[attr-defined]
+        from summarize.draft.extractive import quick_draft  # type: ignore[attr-defined]
     except ImportError:
         quick_draft = None
     if quick_draft is not None:

@@ -446,7 +446,7 @@ def _representative_units() -> list[Any]:
 
 
 def _prefill_messages(template: Any) -> list[Any]:
-    from summarize.draft.drafter import build_messages
+    from summarize.draft.note_prompt import build_messages
     from summarize.types import Utterance
 
     utts = [Utterance(i, text, None, None, who) for i, (who, text) in enumerate(_PREFILL_TURNS)]

@@ -15,7 +15,7 @@ Guards, all deterministic:
 * a line whose content words are mostly not in the utterance (or its question) is
   dropped, so the model cannot add what was not said;
 * an utterance with clinical content for which the model wrote nothing usable keeps
-  its own sentences (verbatim, flagged by :func:`summarize.draft.drafter.add_omitted` when
+  its own sentences (verbatim, flagged by :func:`summarize.draft.extractive.add_omitted` when
   it holds numbers or drug names);
 * what the patient says goes to the history (or medicines), never to findings, the
   assessment or the plan.
@@ -328,7 +328,7 @@ def clinical_content(sentence: str) -> bool:
     an examination, a drug; a weak cue only without a social one) or a number: worth keeping as said when
     the model left it out. Chatter around the facts ("Hun går like sakte som meg nå.")
     is not."""
-    from summarize.draft.smalltalk import analyse
+    from summarize.draft.smalltalk_cues import analyse
 
     cues = analyse(sentence, _lexicon())
     return (cues.strong_clinical or (cues.weak_clinical and not cues.social)
@@ -337,7 +337,7 @@ def clinical_content(sentence: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _lexicon() -> Any:
-    from summarize.draft.smalltalk import load_lexicon
+    from summarize.draft.smalltalk_lexicon import load_lexicon
 
     return load_lexicon()
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from summarize.draft.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
+from summarize.draft.drafter import DraftOptions, NoteDrafter
+from summarize.draft.incremental import IncrementalDrafter
 from summarize.draft.retractions import resolve_utterances
 from summarize.draft.sentences import SENTENCE_END
 from summarize.grounding.injection import without_instructions

@@ -6,14 +6,10 @@ import threading
 
 import pytest
 
-from summarize.draft.drafter import (
-    DraftOptions,
-    IncrementalDrafter,
-    NoteDrafter,
-    build_messages,
-    link_evidence,
-    parse_sections,
-)
+from summarize.draft.drafter import DraftOptions, NoteDrafter
+from summarize.draft.evidence import link_evidence
+from summarize.draft.incremental import IncrementalDrafter
+from summarize.draft.note_prompt import build_messages, parse_sections
 from summarize.errors import LlmError
 from summarize.types import Utterance
 from tests.fakes import FakeLlm, note_template

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from summarize.draft import lines
-from summarize.draft.drafter import DraftOptions, IncrementalDrafter, NoteDrafter
+from summarize.draft.drafter import DraftOptions, NoteDrafter
+from summarize.draft.incremental import IncrementalDrafter
 from summarize.types import Utterance
 from tests.fakes import FakeLlm, note_template
 

@@ -10,15 +10,8 @@ import pytest
 
 from asr.errors import ConfigError
 from asr.types import Word
-from summarize.draft.smalltalk import (
-    SmallTalkFilter,
-    SmallTalkOptions,
-    evaluate,
-    llm_messages,
-    load_consultation,
-    parse_yes_no,
-    predicted_dropped,
-)
+from summarize.draft.smalltalk import SmallTalkFilter, SmallTalkOptions, llm_messages, parse_yes_no
+from summarize.draft.smalltalk_eval import evaluate, load_consultation, predicted_dropped
 from summarize.errors import LlmError, TranscriptInputError
 from summarize.llm.base import ChatMessage, Generation
 from summarize.types import FilteredTranscript, Utterance

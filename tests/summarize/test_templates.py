@@ -429,7 +429,7 @@ def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_cli_render(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "summarize.draft.drafter", types.ModuleType("summarize.draft.drafter"))
+    monkeypatch.setitem(sys.modules, "summarize.draft.extractive", types.ModuleType("summarize.draft.extractive"))
     transcript = tmp_path / "samtale.txt"
     transcript.write_text("Lege: Hva er problemet?\n\nPasient: Hoste i 6 dager.\n")
     assert run("render", "allmennmedisin", "--transcript", str(transcript)) == 0
@@ -441,7 +441,7 @@ def test_cli_render(
 
 
 def test_draft_for_render_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "summarize.draft.drafter", types.ModuleType("summarize.draft.drafter"))
+    monkeypatch.setitem(sys.modules, "summarize.draft.extractive", types.ModuleType("summarize.draft.extractive"))
     transcript = tmp_path / "samtale.txt"
     transcript.write_text(
         "Lege: Hva er problemet?\nPasient: Hoste i 6 dager.\nPårørende: Og feber.\n",
