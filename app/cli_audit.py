@@ -11,8 +11,8 @@ the OS keyring (service ``audit.keyring_service``; never created here: a new key
 not verify anything).
 ``report`` reads the log without the key (run ``verify`` for integrity) and prints a
 summary table, or the summary as JSON (``--json``); ``--html OUT`` also writes a
-self-contained HTML report (:func:`audit_report`, written with :mod:`hardware.report`: the
-core in ``summarize/`` only computes the numbers). Other errors print one line
+self-contained HTML report (:func:`audit_report`, written with :mod:`hardware.report` and
+:mod:`hardware.plots`: the core in ``summarize/`` only computes the numbers). Other errors print one line
 ``scribe: error: ...`` and exit non-zero. The log holds no patient data, so nothing here
 can print any.
 """
@@ -171,7 +171,8 @@ def audit_report(
     extractive share, then flags, templates, sinks and failures. No patient data can appear:
     the audit log has none.
     """
-    from hardware.report import Report, Section, bar_plot, histogram
+    from hardware.plots import bar_plot, histogram
+    from hardware.report import Report, Section
 
     report = Report("audit", title)
     first, last = summary.get("first"), summary.get("last")

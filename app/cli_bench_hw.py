@@ -196,9 +196,10 @@ def hardware_report(machine: dict[str, Any], clip: dict[str, Any], asr_rows: lis
                     llm_rows: list[dict[str, Any]], rec: Any, run: dict[str, Any] | None = None) -> Any:
     """The hardware report: Maskin, ASR, LLM, Anbefaling; verdict = the recommendation."""
     from hardware.model_bench import GEN_TOKENS, LINE_CALLS, LINE_WARMUP
+    from hardware.plots import bar_plot
     from hardware.probe import probe_table
     from hardware.recommend import RTF_MAX, STOP_TO_DRAFT_MAX_S, TEN_MINUTE
-    from hardware.report import Report, Section, bar_plot
+    from hardware.report import Report, Section
 
     report = Report("hardware", "Maskinvaretest for ambient-scribe")
     report.verdict = rec.statement
@@ -462,7 +463,8 @@ def _mean(values: list[Any]) -> float | None:
 
 
 def models_report(results: list[dict[str, Any]], dataset: Path) -> Any:
-    from hardware.report import Report, Section, bar_plot
+    from hardware.plots import bar_plot
+    from hardware.report import Report, Section
 
     report = Report("models", f"Modellsammenligning på egne konsultasjoner ({dataset.name})")
     summary_rows = []

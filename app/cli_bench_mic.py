@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from app.bench_common import add_report_args, check_report_paths
-from asr.errors import ConfigError
+from asr.errors import ConfigError, DeviceError
 
 logger = logging.getLogger(__name__)
 
@@ -249,13 +249,13 @@ def cmd_bench_mic(
 ) -> int:
     """Run ``scribe bench mic``; ``sd`` (sounddevice) and ``transcriber_factory`` are
     injectable for tests. User errors are raised as :class:`ScribeError`."""
-    from hardware import mic
+    from hardware import mic, mic_capture, mic_report
 
     out, err = sys.stdout, sys.stderr
     if args.list:
-        devices = mic.list_devices(sd)
+        devices = mic_capture.list_devices(sd)
         if not devices:
-            raise mic.DeviceError("no audio input device found: connect a microphone and retry")
+            raise DeviceError("no audio input device found: connect a microphone and retry")
         for d in devices:
             takes = {True: "16 kHz: yes", False: "16 kHz: no", None: ""}[d["takes_16k"]]
             print(
@@ -276,7 +276,7 @@ def cmd_bench_mic(
     kwargs: dict[str, Any] = {}
     notes: list[str] = []
     if live:
-        choice = mic.check_device(args.device, mic.ANALYSIS_RATE, sd)
+        choice = mic_capture.check_device(args.device, mic_capture.ANALYSIS_RATE, sd)
         for note in choice.notes:
             print(f"scribe: note: {note}", file=err)
         kwargs.update(
@@ -287,17 +287,17 @@ def cmd_bench_mic(
         )
     else:
         # decode first: a bad file fails before the model loads
-        speech, rate, problem = mic.decode_native(args.file)
+        speech, rate, problem = mic_capture.decode_native(args.file)
         if problem:
             notes.append(problem)
             print(f"scribe: warning: {problem}", file=err)
         silence = None
         if args.silence is not None:
-            silence, srate, sproblem = mic.decode_native(args.silence)
+            silence, srate, sproblem = mic_capture.decode_native(args.silence)
             if sproblem:
                 notes.append(sproblem)
             if srate != rate:
-                silence = mic._resample_channels(silence, srate, rate)
+                silence = mic_capture._resample_channels(silence, srate, rate)
         kwargs.update(speech=speech, silence=silence, sample_rate=rate, source_name=str(args.file))
         del speech, silence
 
@@ -326,7 +326,7 @@ def cmd_bench_mic(
     for note in result.notes:
         if note not in notes:
             print(f"note: {note}", file=out)
-    for p in mic.write_report_files(result.report, json_path=args.json, html_path=args.html):
+    for p in mic_report.write_report_files(result.report, json_path=args.json, html_path=args.html):
         print(f"wrote {p}", file=err)
     return 1 if result.verdict == "unfit" else 0
 

@@ -160,7 +160,8 @@ class MicTestWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from hardware.mic import MicTestCancelled, run_mic_test
+        from hardware.mic import run_mic_test
+        from hardware.mic_capture import MicTestCancelled
 
         try:
             out = run_mic_test(
@@ -345,7 +346,7 @@ class MicTestDialog(QDialog):
         lang = "nb" if i18n.language() == "nb" else "en"
         # matplotlib's first import may set MPLCONFIGDIR for a moment: done here, on the
         # UI thread, so the worker only draws and never changes the environment
-        from hardware.report import load_matplotlib
+        from hardware.plots import load_matplotlib
 
         load_matplotlib()
         self.worker = MicTestWorker(

@@ -1,5 +1,6 @@
-"""hardware.mic: the measurements on synthetic signals with known properties, the verdicts,
-the reference-mismatch rule, and the shared Norwegian speech."""
+"""hardware.mic and its parts (mic_analysis, mic_verdict, mic_asr, mic_report): the
+measurements on synthetic signals with known properties, the verdicts, the
+reference-mismatch rule, and the shared Norwegian speech."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 
 from asr.types import SAMPLE_RATE, Segment, Transcript
-from hardware import mic
-from hardware.mic import analyze, verdict
+from hardware import mic, mic_analysis, mic_asr, mic_report, mic_verdict
+from hardware.mic_analysis import analyze
+from hardware.mic_verdict import verdict
 from hardware.passage import PASSAGE_NB, PASSAGE_NN, passage
 
 SR = SAMPLE_RATE
@@ -123,7 +125,7 @@ def test_mild_clipping_is_marginal_and_clean_signals_have_none() -> None:
     clean = analyze(broadband(4, rms=0.2) + noise(4, 1e-4), SR, silence=noise(1, 1e-4))
     assert clean.clipping_pct < 0.01
     # a full-scale sine that is not clipped (peak touched once per period, not held)
-    assert mic.clipping_share(np.sin(2 * np.pi * 997 * np.arange(SR) / SR)) < 0.001
+    assert mic_analysis.clipping_share(np.sin(2 * np.pi * 997 * np.arange(SR) / SR)) < 0.001
 
 
 # ----------------------------------------------------------------------- silence, DC
@@ -134,7 +136,7 @@ def test_digital_silence_does_not_crash_and_is_unfit() -> None:
     v, reasons = verdict(a)
     assert v == "unfit" and a.no_speech and a.digital_silence
     assert "digital silence" in reasons[0]
-    assert a.noise_floor_dbfs == mic.FLOOR_DB and a.bandwidth_hz == 0.0
+    assert a.noise_floor_dbfs == mic_analysis.FLOOR_DB and a.bandwidth_hz == 0.0
     json.dumps(a.to_dict(series=True))  # finite numbers only
 
 
@@ -273,7 +275,7 @@ def test_int16_and_channels_first_input() -> None:
 # ----------------------------------------------------------------------- verdict rules
 
 
-def _good() -> mic.MicAnalysis:
+def _good() -> mic_analysis.MicAnalysis:
     sigma = at_snr(0.1**2, 45)
     return analyze(broadband(3) + noise(3, sigma), SR, silence=noise(1, sigma))
 
@@ -298,14 +300,14 @@ def test_wer_thresholds_and_reference_mismatch() -> None:
 def test_mismatch_rule() -> None:
     a = _good()
     other = "nordmenn er nordlendinger trøndere sørlendinger og folk fra alle de andre regionene"
-    assert mic.is_reference_mismatch(a, PASSAGE_NB, other, 1.0)
-    assert not mic.is_reference_mismatch(a, PASSAGE_NB, PASSAGE_NB, 0.0)
+    assert mic_verdict.is_reference_mismatch(a, PASSAGE_NB, other, 1.0)
+    assert not mic_verdict.is_reference_mismatch(a, PASSAGE_NB, PASSAGE_NB, 0.0)
     misheard = PASSAGE_NB.replace("Metformin", "met for min").replace("Ramipril", "rami pril")
-    assert not mic.is_reference_mismatch(a, PASSAGE_NB, misheard, 0.1)
+    assert not mic_verdict.is_reference_mismatch(a, PASSAGE_NB, misheard, 0.1)
     # a bad signal explains a bad transcript: not called a mismatch
     bad = analyze(broadband(3) + noise(3, 0.05), SR, silence=noise(1, 0.05))
-    assert not mic.is_reference_mismatch(bad, PASSAGE_NB, other, 1.0)
-    assert mic.word_overlap(PASSAGE_NB, PASSAGE_NB) == 1.0
+    assert not mic_verdict.is_reference_mismatch(bad, PASSAGE_NB, other, 1.0)
+    assert mic_verdict.word_overlap(PASSAGE_NB, PASSAGE_NB) == 1.0
 
 
 def test_passage() -> None:
@@ -357,7 +359,7 @@ def test_transcribe_wer_with_a_scripted_transcriber() -> None:
     audio = np.zeros(SR * 2, np.float32)
     factory = scripted(PASSAGE_NB.replace("Ramipril", "Ramipryl"))
     seen: list[float] = []
-    wer, hyp = mic.transcribe_wer(audio, PASSAGE_NB, factory, on_progress=seen.append)
+    wer, hyp = mic_asr.transcribe_wer(audio, PASSAGE_NB, factory, on_progress=seen.append)
     assert wer == pytest.approx(1 / len(PASSAGE_NB.split()), abs=0.002)
     assert "Ramipryl" in hyp
     assert factory.made[0].samples == len(audio)
@@ -412,7 +414,7 @@ def test_run_mic_test_report(tmp_path: Path) -> None:
     assert stages[0] == "check" and stages[-1] == "done" and "transcribe" in stages
     rep = result.report
     assert rep.kind == "mic" and rep.verdict == "ok" and rep.summary == result.reasons
-    written = mic.write_report_files(
+    written = mic_report.write_report_files(
         rep, json_path=tmp_path / "m.json", html_path=tmp_path / "m.html"
     )
     data = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))

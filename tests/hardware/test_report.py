@@ -1,4 +1,4 @@
-"""hardware.report: JSON and self-contained HTML reports, plots, no stray files."""
+"""hardware.report and hardware.plots: JSON and self-contained HTML reports, plots, no stray files."""
 
 from __future__ import annotations
 
@@ -15,17 +15,8 @@ import numpy as np
 import pytest
 
 from hardware import report as rpt
-from hardware.report import (
-    Figure,
-    Report,
-    ReportError,
-    Section,
-    bar_plot,
-    histogram,
-    line_plot,
-    spectrum_plot,
-    write_reports,
-)
+from hardware.plots import bar_plot, histogram, line_plot, spectrum_plot
+from hardware.report import Figure, Report, ReportError, Section, write_reports
 
 ROOT = Path(__file__).resolve().parents[2]
 FP = {
@@ -134,8 +125,8 @@ def test_no_files_in_home_or_tmp(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import os, sys
         from pathlib import Path
-        from hardware.report import (Report, Section, bar_plot, histogram, line_plot,
-                                     spectrum_plot, write_reports)
+        from hardware.plots import bar_plot, histogram, line_plot, spectrum_plot
+        from hardware.report import Report, Section, write_reports
         assert "matplotlib" not in sys.modules
         r = Report("hardware", "t")
         s = r.add(Section("s"))
@@ -169,7 +160,7 @@ def test_no_files_in_home_or_tmp(tmp_path: Path) -> None:
 
 def test_hardware_report_imports_no_qt_and_no_app() -> None:
     code = (
-        "import sys, hardware.report; "
+        "import sys, hardware.report, hardware.plots; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('app', 'PySide6', 'matplotlib')]; "
         "print(','.join(bad))"
     )
