@@ -65,8 +65,7 @@ class MainWindow(DeliveryView):
         self.clipboard = clipboard or QApplication.clipboard()
         self.superuser = superuser
         self.consultation: Consultation | None = None
-        self._events = workers.EventRelay(self)
-        self._events.event.connect(self._on_event)
+        self._events = workers.EventRelay(self._on_event, self)
         self._tag: object = None
         self.runner = workers.Runner(self)
         self._draft_t0 = 0.0
@@ -310,7 +309,8 @@ class MainWindow(DeliveryView):
         self._tick.start()
         self._clear_draft()
         self._render_transcript()
-        c.start()
+        c.start(background=False)
+        self.runner.start(workers.TaskWorker(c.capture))  # capture + ASR on a QThread, events relayed
         self._refresh_buttons()
 
     def toggle_pause(self) -> None:

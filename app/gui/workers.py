@@ -9,10 +9,11 @@ finished worker and its thread are deleted with ``deleteLater``.
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +53,36 @@ class TaskWorker(QObject):
 
 class EventRelay(QObject):
     """Hands a consultation's events to the UI thread: ``post(tag, event)`` may be called on
-    any thread (the consultation's capture thread, a worker); ``event(tag, event)`` arrives
-    queued on the thread this object lives on."""
+    any thread (the capture thread, a worker); a timer on this object's thread drains the
+    queue every ``interval_ms`` and calls ``handler(tag, event)`` there, in order.
 
-    event = Signal(object, object)
+    A queue and a direct call rather than a signal: passing these event objects through a
+    ``Signal(object)`` (one per audio chunk for the level meter) corrupted the reference count
+    of ``True``/``False`` in PySide6 6.12, and the process aborted at exit (found with gdb:
+    ``bool_dealloc`` while clearing a ``_DataclassParams``; gone without the level events and
+    with this relay). No Python object crosses Qt here."""
 
-    def post(self, tag: object, event: object) -> None:
-        self.event.emit(tag, event)
+    def __init__(self, handler: Callable[[Any, Any], None], parent: QObject | None = None,
+                 interval_ms: int = 40) -> None:
+        super().__init__(parent)
+        self._handler = handler
+        self._queue: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.drain)
+        self._timer.start()
+
+    def post(self, tag: Any, event: Any) -> None:
+        self._queue.put((tag, event))
+
+    @Slot()
+    def drain(self) -> None:
+        while True:
+            try:
+                tag, event = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._handler(tag, event)
 
 
 # Every started thread until its Runner saw it finish: a Runner deleted with its window

@@ -111,20 +111,20 @@ class Consultation:
             logger.warning("event handler failed: %s", type(exc).__name__)
 
     # -- recording ------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start recording; with an audio source, capture + ASR run on their own thread."""
+    def start(self, background: bool = True) -> None:
+        """Start recording. With an audio source, capture + ASR run on a thread of their own
+        (``background``), or on the thread that calls :meth:`capture` (a GUI's worker thread)."""
         with self._lock:
             self.session.start()
-        if self._source is not None:
-            self._thread = threading.Thread(target=self._capture, name=f"consultation-{self.id[:8]}", daemon=True)
+        if self._source is not None and background:
+            self._thread = threading.Thread(target=self.capture, name=f"consultation-{self.id[:8]}", daemon=True)
             self._thread.start()
 
     def record(self) -> None:
         """Start and record on the calling thread until the source ends, :meth:`stop` is
         called from elsewhere, or Ctrl-C (which ends the recording, not the program)."""
-        with self._lock:
-            self.session.start()
-        self._capture()
+        self.start(background=False)
+        self.capture()
         if self._failure is not None:  # on the caller's thread a model failure is the caller's
             failure, self._failure = self._failure, None
             raise failure
@@ -164,7 +164,8 @@ class Consultation:
         self._transcriber = self.scribe.transcriber_factory(vocabulary)(clock)
         return self._transcriber
 
-    def _capture(self) -> None:
+    def capture(self) -> None:
+        """Capture and transcribe until the source ends or :meth:`stop` (after ``start(background=False)``)."""
         from asr.pipeline import run_stream
         from asr.types import Segment
 
