@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def add_models_import_parser(models_sub: Any) -> None:
     """Add ``import`` to the ``scribe models`` sub-parsers."""
-    from summarize.llm.convert import DEFAULT_QUANTIZATION, QUANTIZATIONS
+    from summarize.llm.model_cache import DEFAULT_QUANTIZATION, QUANTIZATIONS
 
     p = models_sub.add_parser(
         "import",
@@ -56,7 +56,7 @@ def progress_factory(stream: TextIO = sys.stderr) -> Callable[[str, int], Callab
     """tqdm bars on ``stream``, one per stage, in bytes or steps as the stage counts."""
     from tqdm import tqdm
 
-    from summarize.llm.convert import stage_unit
+    from summarize.llm.model_cache import stage_unit
 
     def factory(label: str, total: int) -> Callable[[int], None]:
         unit = stage_unit(label)

@@ -5,9 +5,9 @@ the Whisper loader, :func:`asr.loader.choose_compute`). The tokenizer and its ch
 template come from the model directory (``tokenizer.json`` + ``tokenizer_config.json``
 or ``chat_template.jinja``, as ``ct2-transformers-converter --copy_files`` leaves them).
 
-This module also holds the helpers both local engines share (:class:`ChatTokenizer`,
-:class:`IncrementalDetokenizer`, :class:`StopFilter`, :func:`stream_tokens`); the
-HTTP engine uses :class:`StopFilter` too.
+This module also holds what both engines of a Hugging Face tokenizer directory share
+(:class:`ChatTokenizer`, :func:`model_context_length`); the transformers engine uses them
+too. What every engine shares is :mod:`summarize.llm.engine`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from summarize.errors import LlmError
-from summarize.llm.base import ChatMessage, Generation, TokenCallback
+from summarize.llm.base import ChatMessage, Generation
 from summarize.llm.config import LlmConfig
+from summarize.llm.engine import (
+    EngineBase,
+    IncrementalDetokenizer,
+    Request,
+    first_line,
+    generation_log,
+    local_options,
+    render_chat,
+)
 from summarize.llm.registry import register
 
 if TYPE_CHECKING:
@@ -49,12 +58,7 @@ def offline() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-# --------------------------------------------------------------------------- shared helpers
+# --------------------------------------------------------------------------- the tokenizer directory
 
 
 class ChatTokenizer:
@@ -75,7 +79,7 @@ class ChatTokenizer:
             self._tok: Any = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
         except Exception as exc:  # transformers raises many kinds
             raise LlmError(
-                f"cannot load the tokenizer in {directory}: {_first_line(exc)} "
+                f"cannot load the tokenizer in {directory}: {first_line(exc)} "
                 "(is tokenizer.json complete?)"
             ) from None
         if not getattr(self._tok, "chat_template", None):
@@ -99,24 +103,11 @@ class ChatTokenizer:
 
     def render(self, messages: list[ChatMessage]) -> str:
         """The prompt text: the chat template with the assistant turn opened."""
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        try:
-            return str(self._tok.apply_chat_template(chat, tokenize=False,
-                                                     add_generation_prompt=True))
-        except Exception as exc:
-            # Some templates (Gemma) refuse a system turn: fold it into the first user turn.
-            if chat and chat[0]["role"] == "system" and len(chat) > 1:
-                system, rest = chat[0]["content"], [dict(m) for m in chat[1:]]
-                if rest[0]["role"] == "user":
-                    rest[0]["content"] = f"{system}\n\n{rest[0]['content']}"
-                    try:
-                        return str(self._tok.apply_chat_template(
-                            rest, tokenize=False, add_generation_prompt=True))
-                    except Exception:
-                        pass
-            raise LlmError(
-                f"the chat template in {self.directory} failed: {_first_line(exc)}"
-            ) from None
+        return render_chat(
+            lambda chat: str(self._tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)),
+            messages,
+            lambda exc: f"the chat template in {self.directory} failed: {first_line(exc)}",
+        )
 
     @property
     def pad_token_id(self) -> int | None:
@@ -135,135 +126,6 @@ class ChatTokenizer:
 
     def detokenizer(self) -> IncrementalDetokenizer:
         return IncrementalDetokenizer(self.decode)
-
-
-class IncrementalDetokenizer:
-    """Token ids in, text increments out, never splitting a multi-byte character.
-
-    Decodes a small window of recent ids twice (before/after the new id) and emits the
-    difference, holding back while the text ends in U+FFFD (an incomplete UTF-8 byte
-    sequence); the window keeps SentencePiece's leading-space handling right.
-    """
-
-    def __init__(self, decode: Callable[[list[int]], str]) -> None:
-        self._decode = decode
-        self._ids: list[int] = []
-        self._prefix = 0  # start of the decode window
-        self._read = 0  # ids up to here have been emitted
-
-    def add(self, token_id: int) -> str:
-        self._ids.append(token_id)
-        prefix_text = self._decode(self._ids[self._prefix:self._read])
-        new_text = self._decode(self._ids[self._prefix:])
-        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
-            piece = new_text[len(prefix_text):]
-            self._prefix, self._read = self._read, len(self._ids)
-            return piece
-        return ""
-
-    def flush(self) -> str:
-        """Whatever is held back (an incomplete character at the very end)."""
-        if self._read >= len(self._ids):
-            return ""
-        prefix_text = self._decode(self._ids[self._prefix:self._read])
-        new_text = self._decode(self._ids[self._prefix:])
-        self._prefix = self._read = len(self._ids)
-        return new_text[len(prefix_text):]
-
-
-class StopFilter:
-    """Cuts streamed text at the first stop string, never emitting any part of it.
-
-    Text that could be the start of a stop string is held back until it is known not to
-    be one, so ``"".join(emitted pieces) == final text`` always holds.
-    """
-
-    def __init__(self, stop: list[str] | None) -> None:
-        self.stop = [s for s in (stop or []) if s]
-        self._longest = max((len(s) for s in self.stop), default=0)
-        self.text = ""
-        self._emitted = 0
-        self.stopped = False
-
-    def feed(self, piece: str) -> str:
-        """Add generated text; returns what can be emitted now ("" if nothing)."""
-        if self.stopped or not piece:
-            return ""
-        start = max(0, len(self.text) - self._longest + 1)
-        self.text += piece
-        if self.stop:
-            hits = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
-            if hits:
-                self.text = self.text[:min(hits)]
-                self.stopped = True
-                return self._emit(len(self.text))
-            return self._emit(len(self.text) - self._held())
-        return self._emit(len(self.text))
-
-    def finish(self) -> str:
-        """End of generation: release what was held back."""
-        return self._emit(len(self.text))
-
-    def _held(self) -> int:
-        """Length of the longest tail of the text that begins a stop string."""
-        for n in range(min(self._longest - 1, len(self.text)), 0, -1):
-            tail = self.text[-n:]
-            if any(s.startswith(tail) for s in self.stop):
-                return n
-        return 0
-
-    def _emit(self, end: int) -> str:
-        if end <= self._emitted:
-            return ""
-        piece = self.text[self._emitted:end]
-        self._emitted = end
-        return piece
-
-
-def stream_tokens(
-    token_ids: Iterable[int],
-    tokenizer: ChatTokenizer,
-    *,
-    max_tokens: int,
-    stop: list[str] | None,
-    on_token: TokenCallback | None,
-) -> tuple[str, int, str]:
-    """Consume generated ids: detokenize, cut at stop strings, stream to ``on_token``.
-
-    Stops consuming (closing the iterator, which stops the engine) at an end-of-turn
-    token, a stop string or ``max_tokens``. Returns (text, generated tokens, finish_reason).
-    """
-    detok = tokenizer.detokenizer()
-    stopper = StopFilter(stop)
-    n = 0
-    finish = "stop"
-
-    def emit(piece: str) -> None:
-        if piece and on_token is not None:
-            on_token(piece)
-
-    iterator = iter(token_ids)
-    try:
-        for token_id in iterator:
-            if token_id in tokenizer.eos_ids:
-                break
-            n += 1
-            emit(stopper.feed(detok.add(token_id)))
-            if stopper.stopped:
-                break
-            if n >= max_tokens:
-                finish = "length"
-                break
-        if not stopper.stopped:
-            emit(stopper.feed(detok.flush()))
-            emit(stopper.finish())
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-    if stopper.stopped:
-        finish = "stop"
-    return stopper.text, n, finish
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -303,26 +165,6 @@ def model_context_length(directory: Path, cap: int | None = None) -> int:
     return min(found, cap) if cap else found
 
 
-def fit_max_tokens(prompt_tokens: int, max_tokens: int, context_length: int, model: str) -> int:
-    """Clamp ``max_tokens`` to what the context leaves after the prompt."""
-    room = context_length - prompt_tokens
-    if room < 1:
-        raise LlmError(
-            f"the prompt is {prompt_tokens} tokens but {model} sees at most {context_length}: "
-            "shorten the transcript or raise llm.max_context (if the model allows it)"
-        )
-    if max_tokens > room:
-        logger.info("output limited to %d tokens by the context (%d)", room, context_length)
-    return max(1, min(max_tokens, room))
-
-
-def generation_log(engine: str, gen: Generation) -> None:
-    logger.info(
-        "%s: %d prompt + %d generated tokens in %.2f s (%.1f tok/s, %s)", engine,
-        gen.prompt_tokens, gen.tokens, gen.seconds, gen.tokens_per_second, gen.finish_reason,
-    )
-
-
 # --------------------------------------------------------------------------- the engine
 
 
@@ -346,6 +188,13 @@ def _check_model_dir(directory: Path) -> None:
 MIN_STATIC_TOKENS = 64
 
 
+def _sampling(temperature: float) -> dict[str, Any]:
+    """CTranslate2's sampling arguments: greedy at temperature 0."""
+    if temperature <= 0:
+        return {"sampling_topk": 1}
+    return {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": temperature}
+
+
 def _common_prefix(seqs: Sequence[list[str]]) -> list[str]:
     """The longest prefix all of ``seqs`` share, one token short of the shortest."""
     first, n = seqs[0], 0
@@ -355,7 +204,7 @@ def _common_prefix(seqs: Sequence[list[str]]) -> list[str]:
     return first[:n]
 
 
-class CTranslate2Engine:
+class CTranslate2Engine(EngineBase):
     """A chat model run by ``ctranslate2.Generator``."""
 
     name = "ctranslate2"
@@ -401,7 +250,7 @@ class CTranslate2Engine:
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise LlmError(
-                f"cannot load the LLM in {directory}: {_first_line(exc)} (it must be a "
+                f"cannot load the LLM in {directory}: {first_line(exc)} (it must be a "
                 f"decoder-only chat model converted with {CONVERT_HINT})"
             ) from None
         self._lock = threading.Lock()
@@ -414,28 +263,12 @@ class CTranslate2Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        max_tokens: int = 512,
-        temperature: float | None = None,
-        stop: list[str] | None = None,
-        on_token: TokenCallback | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Generation:
-        temperature = self.default_temperature if temperature is None else temperature
-        prompt_ids = self.tokenizer.encode(self.tokenizer.render(messages))
-        limit = fit_max_tokens(len(prompt_ids), max_tokens, self.context_length, self.model_id)
+    def _generate(self, request: Request) -> Generation:
+        prompt_ids = self.tokenizer.encode(self.tokenizer.render(request.messages))
+        limit = self._fit(len(prompt_ids), request.max_tokens)
         with self._lock:
-            generator = self._generator
-            if generator is None:
-                raise LlmError("the LLM engine was closed")
-            sampling: dict[str, Any] = (
-                {"sampling_topk": 1} if temperature <= 0
-                else {"sampling_topk": 50, "sampling_topp": 0.95,
-                      "sampling_temperature": temperature}
-            )
+            generator = self._open(self._generator)
+            sampling = _sampling(request.temperature)
             t0 = time.perf_counter()
             static, prompt = self._split_static(self.tokenizer.tokens(prompt_ids))
             steps: Generator[Any, None, None] = generator.generate_tokens(
@@ -445,19 +278,9 @@ class CTranslate2Engine:
                 end_token=self.tokenizer.eos_tokens or None,
                 **sampling,
             )
-            try:
-                text, n, finish = stream_tokens(
-                    (step.token_id for step in steps), self.tokenizer,
-                    max_tokens=limit, stop=stop, on_token=on_token,
-                )
-            except RuntimeError as exc:
-                raise LlmError(f"the LLM failed while generating: {_first_line(exc)}") from None
-            finally:
-                steps.close()  # stops CTranslate2 at once (stop string, callback error)
-            gen = Generation(text=text, tokens=n, seconds=time.perf_counter() - t0,
-                             prompt_tokens=len(prompt_ids), finish_reason=finish)
-        generation_log(self.name, gen)
-        return gen
+            # closing steps stops CTranslate2 at once (stop string, callback error)
+            return self._stream((step.token_id for step in steps), self.tokenizer, request, limit=limit,
+                                prompt_tokens=len(prompt_ids), t0=t0, errors=(RuntimeError,), close=steps.close)
 
     def generate_batch(
         self,
@@ -477,24 +300,17 @@ class CTranslate2Engine:
             return []
         if len(prompts) == 1:
             return [self.generate(prompts[0], max_tokens=max_tokens[0], temperature=temperature)]
-        temperature = self.default_temperature if temperature is None else temperature
+        temperature = self._temperature(temperature)
         ids = [self.tokenizer.encode(self.tokenizer.render(m)) for m in prompts]
-        limits = [fit_max_tokens(len(i), m, self.context_length, self.model_id) for i, m in zip(ids, max_tokens,
-                                                                                                  strict=True)]
+        limits = [self._fit(len(i), m) for i, m in zip(ids, max_tokens, strict=True)]
         with self._lock:
-            generator = self._generator
-            if generator is None:
-                raise LlmError("the LLM engine was closed")
+            generator = self._open(self._generator)
             t0 = time.perf_counter()
             tokens = [self.tokenizer.tokens(i) for i in ids]
             static, _ = self._split_static(tokens[0])
             if not all(len(t) > len(static) and t[: len(static)] == static for t in tokens):
                 static = _common_prefix(tokens)
                 static = static if len(static) >= MIN_STATIC_TOKENS else []
-            sampling: dict[str, Any] = (
-                {"sampling_topk": 1} if temperature <= 0
-                else {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": temperature}
-            )
             try:
                 results = generator.generate_batch(
                     [t[len(static):] for t in tokens],
@@ -502,10 +318,10 @@ class CTranslate2Engine:
                     max_length=max(limits),
                     end_token=self.tokenizer.eos_tokens or None,
                     include_prompt_in_result=False,
-                    **sampling,
+                    **_sampling(temperature),
                 )
             except RuntimeError as exc:
-                raise LlmError(f"the LLM failed while generating: {_first_line(exc)}") from None
+                raise LlmError(f"the LLM failed while generating: {first_line(exc)}") from None
             seconds = time.perf_counter() - t0
         out = []
         for result, limit, prompt_ids in zip(results, limits, ids, strict=True):
@@ -567,12 +383,4 @@ def resolve_ct2_dir(model: str | None) -> tuple[Path, str]:
 @register("ctranslate2")
 def create_ctranslate2(config: LlmConfig) -> CTranslate2Engine:
     directory, model_id = resolve_ct2_dir(config.model)
-    return CTranslate2Engine(
-        directory,
-        model_id=model_id,
-        device=config.device,
-        compute_type=config.compute_type,
-        threads=config.threads,
-        max_context=config.max_context,
-        temperature=config.temperature,
-    )
+    return CTranslate2Engine(directory, model_id=model_id, compute_type=config.compute_type, **local_options(config))

@@ -2,7 +2,7 @@
 
 float32 on CPU, float16 on CUDA. Generation runs ``model.generate`` in a worker thread
 and streams token ids back through a queue; text, stop strings and ``max_tokens`` are
-handled exactly as in the CTranslate2 engine (:func:`summarize.llm.ct2.stream_tokens`),
+handled exactly as in the CTranslate2 engine (:func:`summarize.llm.engine.stream_tokens`),
 so both engines give the same greedy text for the same weights.
 """
 
@@ -17,17 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from summarize.errors import LlmError
-from summarize.llm.base import ChatMessage, Generation, TokenCallback
+from summarize.llm.base import Generation
 from summarize.llm.config import LlmConfig
-from summarize.llm.ct2 import (
-    ChatTokenizer,
-    _first_line,
-    fit_max_tokens,
-    generation_log,
-    model_context_length,
-    offline,
-    stream_tokens,
-)
+from summarize.llm.ct2 import ChatTokenizer, model_context_length, offline
+from summarize.llm.engine import EngineBase, Request, first_line, local_options
 from summarize.llm.registry import register
 
 logger = logging.getLogger(__name__)
@@ -60,7 +53,7 @@ def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
-class TransformersEngine:
+class TransformersEngine(EngineBase):
     """A chat model run by ``AutoModelForCausalLM`` (PyTorch)."""
 
     name = "transformers"
@@ -109,7 +102,7 @@ class TransformersEngine:
             )
         except Exception as exc:
             raise LlmError(
-                f"cannot load the transformers model in {directory}: {_first_line(exc)} "
+                f"cannot load the transformers model in {directory}: {first_line(exc)} "
                 "(it must be a complete causal-LM checkpoint)"
             ) from None
         self._model: Any = model.to(self.device).eval()
@@ -188,39 +181,21 @@ class TransformersEngine:
                 if item is done:
                     break
                 if isinstance(item, Exception):
-                    raise LlmError(f"the LLM failed while generating: {_first_line(item)}")
+                    raise LlmError(f"the LLM failed while generating: {first_line(item)}")
                 yield item
         finally:
             cancel.set()
             worker.join()
 
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        max_tokens: int = 512,
-        temperature: float | None = None,
-        stop: list[str] | None = None,
-        on_token: TokenCallback | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Generation:
-        temperature = self.default_temperature if temperature is None else temperature
-        prompt_ids = self.tokenizer.encode(self.tokenizer.render(messages))
-        limit = fit_max_tokens(len(prompt_ids), max_tokens, self.context_length, self.model_id)
+    def _generate(self, request: Request) -> Generation:
+        prompt_ids = self.tokenizer.encode(self.tokenizer.render(request.messages))
+        limit = self._fit(len(prompt_ids), request.max_tokens)
         with self._lock:
-            if self._model is None:
-                raise LlmError("the LLM engine was closed")
+            self._open(self._model)
             t0 = time.perf_counter()
-            token_ids = self._token_ids(prompt_ids, limit, temperature)
-            try:
-                text, n, finish = stream_tokens(token_ids, self.tokenizer, max_tokens=limit,
-                                                stop=stop, on_token=on_token)
-            finally:
-                token_ids.close()
-            gen = Generation(text=text, tokens=n, seconds=time.perf_counter() - t0,
-                             prompt_tokens=len(prompt_ids), finish_reason=finish)
-        generation_log(self.name, gen)
-        return gen
+            token_ids = self._token_ids(prompt_ids, limit, request.temperature)
+            return self._stream(token_ids, self.tokenizer, request, limit=limit, prompt_tokens=len(prompt_ids),
+                                t0=t0, close=token_ids.close)
 
     def close(self) -> None:
         with self._lock:
@@ -251,12 +226,5 @@ def resolve_hf_dir(model: str | None) -> tuple[Path, str]:
 @register("transformers")
 def create_transformers(config: LlmConfig) -> TransformersEngine:
     directory, model_id = resolve_hf_dir(config.model)
-    return TransformersEngine(
-        directory,
-        model_id=model_id,
-        device=config.device,
-        threads=config.threads,
-        max_context=config.max_context,
-        temperature=config.temperature,
-        dtype=config.compute_type if config.compute_type in TORCH_DTYPES else None,
-    )
+    dtype = config.compute_type if config.compute_type in TORCH_DTYPES else None
+    return TransformersEngine(directory, model_id=model_id, dtype=dtype, **local_options(config))

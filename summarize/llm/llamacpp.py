@@ -29,13 +29,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 from summarize.errors import LlmError
-from summarize.llm.base import ChatMessage, Generation, TokenCallback
+from summarize.llm.base import ChatMessage, Generation
 from summarize.llm.config import LlmConfig
-from summarize.llm.ct2 import IncrementalDetokenizer, fit_max_tokens, generation_log, stream_tokens
+from summarize.llm.engine import EngineBase, IncrementalDetokenizer, Request, local_options, render_chat
 from summarize.llm.gguf_file import GgufModel, check_gguf
 from summarize.llm.registry import register
 
@@ -69,7 +70,7 @@ def _import_llama() -> Any:
 
 
 class _Tokens:
-    """The adapter :func:`summarize.llm.ct2.stream_tokens` needs (end of turn is handled
+    """The adapter :func:`summarize.llm.engine.stream_tokens` needs (end of turn is handled
     by the caller, so ``eos_ids`` is empty)."""
 
     eos_ids: frozenset[int] = frozenset()
@@ -134,20 +135,8 @@ class _Loaded:
     # ------------------------------------------------------------------ prompt
 
     def render(self, messages: list[ChatMessage]) -> tuple[str, bool]:
-        chat: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
-        try:
-            res = self.formatter(messages=chat)
-        except Exception as exc:
-            # Some templates (Gemma) refuse a system turn: fold it into the first user turn.
-            if chat and chat[0]["role"] == "system" and len(chat) > 1 and chat[1]["role"] == "user":
-                rest: list[Any] = [dict(m) for m in chat[1:]]
-                rest[0]["content"] = f"{chat[0]['content']}\n\n{rest[0]['content']}"
-                try:
-                    res = self.formatter(messages=rest)
-                except Exception:
-                    raise LlmError(f"the chat template of {self.model.path.name} failed: {exc}") from None
-            else:
-                raise LlmError(f"the chat template of {self.model.path.name} failed: {exc}") from None
+        res = render_chat(lambda chat: self.formatter(messages=cast(Any, chat)), messages,
+                          lambda exc: f"the chat template of {self.model.path.name} failed: {exc}")
         return res.prompt, bool(getattr(res, "added_special", False))
 
     def tokenize(self, text: str, *, add_bos: bool, special: bool = True) -> list[int]:
@@ -270,7 +259,7 @@ def _release(loaded: _Loaded) -> None:
             pass
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(EngineBase):
     """A GGUF chat model run by llama.cpp (``llama-cpp-python``)."""
 
     name = "llamacpp"
@@ -317,37 +306,24 @@ class LlamaCppEngine:
         return dict(self._model().stats)
 
     def _model(self) -> _Loaded:
-        if self._loaded is None:
-            raise LlmError("the LLM engine was closed")
-        return self._loaded
+        return self._open(self._loaded)
 
     def count_tokens(self, text: str) -> int:
         return len(self._model().tokenize(text, add_bos=False, special=False))
 
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        max_tokens: int = 512,
-        temperature: float | None = None,
-        stop: list[str] | None = None,
-        on_token: TokenCallback | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Generation:
+    def _generate(self, request: Request) -> Generation:
         m = self._model()
-        temperature = self.default_temperature if temperature is None else temperature
-        ids = m.prompt_ids(messages)
-        limit = fit_max_tokens(len(ids), max_tokens, self.context_length, self.model_id)
-        grammar = m.grammar(json_schema) if json_schema is not None else None
+        ids = m.prompt_ids(request.messages)
+        limit = self._fit(len(ids), request.max_tokens)
+        grammar = m.grammar(request.json_schema) if request.json_schema is not None else None
         sampling: dict[str, Any] = (
-            {"temp": 0.0, "top_k": 1} if temperature <= 0
-            else {"temp": temperature, "top_k": 50, "top_p": 0.95, "min_p": 0.0}
+            {"temp": 0.0, "top_k": 1} if request.temperature <= 0
+            else {"temp": request.temperature, "top_k": 50, "top_p": 0.95, "min_p": 0.0}
         )
         first: list[float] = []
         t0 = time.perf_counter()
         with m.lock:
-            if self._loaded is None:
-                raise LlmError("the LLM engine was closed")
+            self._open(self._loaded)
             cached = m.prepare(ids, self.prefix_cache)
             steps = m.llm.generate(ids, grammar=grammar, repeat_penalty=1.0, **sampling)
 
@@ -362,19 +338,12 @@ class LlamaCppEngine:
                 finally:
                     steps.close()
 
-            try:
-                text, n, finish = stream_tokens(tokens(), cast(Any, m.tokens), max_tokens=limit, stop=stop,
-                                                on_token=on_token)
-            except (RuntimeError, ValueError) as exc:
-                raise LlmError(f"the LLM failed while generating: {exc}") from None
+            gen = self._stream(tokens(), m.tokens, request, limit=limit, prompt_tokens=len(ids), t0=t0,
+                               errors=(RuntimeError, ValueError), describe=str)
             m.stats["calls"] += 1
             m.stats["prompt_tokens"] += len(ids)
             m.stats["evaluated_tokens"] += len(ids) - cached
-        gen = Generation(text=text, tokens=n, seconds=time.perf_counter() - t0,
-                         prompt_tokens=len(ids), finish_reason=finish,
-                         first_token_s=first[0] if first else None, cached_tokens=cached)
-        generation_log(self.name, gen)
-        return gen
+        return replace(gen, first_token_s=first[0] if first else None, cached_tokens=cached)
 
     def close(self) -> None:
         loaded, self._loaded = self._loaded, None
@@ -393,11 +362,4 @@ def resolve_gguf(model: str | None) -> tuple[Path, str]:
 @register("llamacpp")
 def create_llamacpp(config: LlmConfig) -> LlamaCppEngine:
     path, model_id = resolve_gguf(config.model)
-    return LlamaCppEngine(
-        path,
-        model_id=model_id,
-        device=config.device,
-        threads=config.threads,
-        max_context=config.max_context,
-        temperature=config.temperature,
-    )
+    return LlamaCppEngine(path, model_id=model_id, **local_options(config))

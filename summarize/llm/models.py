@@ -29,23 +29,20 @@ from pathlib import Path
 from asr.errors import ModelError
 from asr.models import EmbeddedModel, PartFile, assemble
 from summarize.errors import LlmError
-from summarize.llm.convert import (
+from summarize.llm.convert import build_from_gguf, build_from_hf, check_name
+from summarize.llm.gguf_file import read_gguf_header
+from summarize.llm.hf_checkpoint import check_gguf_architecture, check_hf_source
+from summarize.llm.manifest import verify_manifest_cached
+from summarize.llm.model_cache import (
     DEFAULT_QUANTIZATION,
     INFO_FILE,
     QUANTIZATIONS,
     ProgressFactory,
-    build_from_gguf,
-    build_from_hf,
     cache_lock,
-    check_gguf_architecture,
-    check_hf_source,
-    check_name,
     ct2_dirname,
     hf_dirname,
     llm_cache_root,
-    read_gguf_header,
     read_info,
-    verify_manifest_cached,
 )
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from summarize.errors import LlmError
 from summarize.llm.base import ChatMessage, Generation, TokenCallback
 from summarize.llm.config import LlmConfig
-from summarize.llm.ct2 import StopFilter, generation_log
+from summarize.llm.engine import EngineBase, Request, StopFilter, chat_dicts
 from summarize.llm.registry import register
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def _sse_events(lines: Iterator[str]) -> Iterator[str]:
         yield "\n".join(data)
 
 
-class OpenAICompatibleEngine:
+class OpenAICompatibleEngine(EngineBase):
     """A chat model behind an OpenAI-compatible ``/chat/completions`` endpoint."""
 
     name = "openai"
@@ -141,44 +141,35 @@ class OpenAICompatibleEngine:
         """An estimate (~3.5 characters a token); the server does not tell before a call."""
         return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        max_tokens: int = 512,
-        temperature: float | None = None,
-        stop: list[str] | None = None,
-        on_token: TokenCallback | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Generation:
-        temperature = self.default_temperature if temperature is None else temperature
+    def _generate(self, request: Request) -> Generation:
+        messages = request.messages
         prompt_estimate = sum(self.count_tokens(m.content) + 4 for m in messages)
         # The prompt size is an estimate: shrink max_tokens to fit the context (vLLM refuses
         # prompt + max_tokens > its window) but leave a refusal to the server.
         room = self.context_length - prompt_estimate
-        limit = max(1, min(max_tokens, room)) if room > 0 else max_tokens
-        stop = [s for s in (stop or []) if s]
+        limit = max(1, min(request.max_tokens, room)) if room > 0 else request.max_tokens
+        stop = [s for s in (request.stop or []) if s]
         payload: dict[str, Any] = {
             "model": self._model_name(),
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": chat_dicts(messages),
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": limit,
-            "temperature": temperature,
+            "temperature": request.temperature,
         }
         if stop:
             payload["stop"] = stop[:MAX_STOP]
-        if json_schema is not None:  # vLLM, llama.cpp's server: constrained decoding
+        if request.json_schema is not None:  # vLLM, llama.cpp's server: constrained decoding
             payload["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "record", "schema": json_schema, "strict": True},
+                "json_schema": {"name": "record", "schema": request.json_schema, "strict": True},
             }
         logger.debug("POST %s: %d messages, max_tokens %d", self.url, len(messages), limit)
         t0 = time.perf_counter()
         try:
             with self._client.stream("POST", self.url, json=payload) as response:
                 self._check_status(response)
-                text, n, finish, usage = self._read(response, stop, on_token)
+                text, n, finish, usage = self._read(response, stop, request.on_token)
         except LlmError:
             raise
         except _Invalid as exc:
@@ -189,15 +180,13 @@ class OpenAICompatibleEngine:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         seconds = time.perf_counter() - t0
-        gen = Generation(
+        return Generation(
             text=text,
             tokens=int(usage.get("completion_tokens") or n),
             seconds=seconds,
             prompt_tokens=int(usage.get("prompt_tokens") or prompt_estimate),
             finish_reason=finish,
         )
-        generation_log(self.name, gen)
-        return gen
 
     def generate_batch(
         self,

@@ -20,13 +20,8 @@ from summarize.errors import LlmError
 from summarize.llm import registry
 from summarize.llm.base import ChatMessage, Generation, LlmEngine
 from summarize.llm.config import LlmConfig
-from summarize.llm.ct2 import (
-    ChatTokenizer,
-    CTranslate2Engine,
-    IncrementalDetokenizer,
-    StopFilter,
-    model_context_length,
-)
+from summarize.llm.ct2 import ChatTokenizer, CTranslate2Engine, model_context_length
+from summarize.llm.engine import IncrementalDetokenizer, StopFilter
 
 MESSAGES = [
     ChatMessage("system", "Du er en klinisk assistent. Skriv et kort notat."),

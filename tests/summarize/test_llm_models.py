@@ -18,9 +18,10 @@ import pytest
 
 import asr.models as asr_models
 import summarize.llm.convert as convert
+import summarize.llm.manifest as manifest
 import summarize.llm.models as models
 from summarize.errors import LlmError
-from summarize.llm.convert import read_gguf_header
+from summarize.llm.gguf_file import read_gguf_header
 from summarize.llm.models import (
     QWEN25_CODER_0_5B,
     EmbeddedLlm,
@@ -407,16 +408,16 @@ def test_manifest_is_checked_and_stamped(tmp_path: Path, monkeypatch: pytest.Mon
     (d / "model.bin").write_bytes(b"weights" * 1000)
     (d / "config.json").write_text("{}")
     (d / "tokenizer.json").write_text("{}")
-    convert.write_manifest(d)
+    manifest.write_manifest(d)
     assert "model.bin" in (d / "SHA256SUMS").read_text()
-    original = convert.sha256_file
+    original = manifest.sha256_file
 
     def boom(*a: object, **k: object) -> str:
         raise AssertionError("re-hashed an unchanged directory")
 
-    monkeypatch.setattr(convert, "sha256_file", boom)
+    monkeypatch.setattr(manifest, "sha256_file", boom)
     assert resolve_llm_model(str(d), cache_dir=tmp_path) == (d, "ct2")
-    monkeypatch.setattr(convert, "sha256_file", original)
+    monkeypatch.setattr(manifest, "sha256_file", original)
     with (d / "model.bin").open("r+b") as fh:  # same size, one byte flipped
         fh.seek(10)
         fh.write(b"X")
@@ -651,7 +652,7 @@ def test_small_embedded_model_converts_and_speaks_norwegian(
     def boom(*a: object, **k: object) -> str:
         raise AssertionError("re-hashed or rebuilt an unchanged model")
 
-    monkeypatch.setattr(convert, "sha256_file", boom)
+    monkeypatch.setattr(manifest, "sha256_file", boom)
     monkeypatch.setattr(models, "build_from_gguf", boom)
     assert resolve_llm_model(models.SMALL_LLM_MODEL, cache_dir=tmp_path) == (ct2, model_id)
 
