@@ -319,6 +319,16 @@ def list_input_devices(sd: Any | None = None) -> list[dict[str, Any]]:
     return result
 
 
+def input_devices_or_none(sd: Any | None = None) -> list[dict[str, Any]]:
+    """The input devices, or an empty list when there is no PortAudio or no device (a device
+    picker shows "system default" then); the reason is logged, not raised."""
+    try:
+        return list_input_devices(sd)
+    except Exception as exc:  # DeviceError, a missing PortAudio
+        logger.info("no input devices: %s", exc)
+        return []
+
+
 def resolve_input_device(spec: str | int | None, sd: Any | None = None) -> dict[str, Any]:
     """Find an input device by index, exact name or unique name fragment."""
     sd = sd or load_sounddevice()
@@ -462,6 +472,35 @@ def level_dbfs(samples: np.ndarray) -> float:
         return -100.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     return max(-100.0, 20.0 * float(np.log10(rms))) if rms > 0 else -100.0
+
+
+class ArraySource:
+    """16 kHz mono samples already in memory as an offline :class:`AudioSource` (chunks as fast
+    as the transcriber takes them): a clip of a benchmark, a microphone test's recording."""
+
+    live = False
+    problem = None
+
+    def __init__(self, audio: np.ndarray, chunk_s: float = 0.1) -> None:
+        self.audio = audio
+        self.step = max(1, int(chunk_s * SAMPLE_RATE))
+        self._closed = False
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+    def chunks(self) -> Iterator[AudioChunk]:
+        for i in range(0, len(self.audio), self.step):
+            if self._closed:
+                return
+            yield AudioChunk(self.audio[i : i + self.step], i / SAMPLE_RATE)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def wipe(self) -> None:
+        self.audio = np.zeros(0, dtype=np.float32)
 
 
 class GatedSource:

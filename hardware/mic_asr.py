@@ -8,34 +8,12 @@ This module never imports Qt or anything under ``app/``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from hardware.mic_capture import ANALYSIS_RATE
-
-
-class _ArraySource:
-    """16 kHz mono samples in memory as an :class:`asr.sources.AudioSource` (not live)."""
-
-    live = False
-
-    def __init__(self, audio: np.ndarray, chunk_s: float = 0.1) -> None:
-        self.audio = audio
-        self.step = max(1, int(chunk_s * ANALYSIS_RATE))
-        self._closed = False
-
-    def chunks(self) -> Iterator[Any]:
-        from asr.types import AudioChunk
-
-        for i in range(0, len(self.audio), self.step):
-            if self._closed:
-                return
-            yield AudioChunk(self.audio[i : i + self.step], i / ANALYSIS_RATE)
-
-    def close(self) -> None:
-        self._closed = True
 
 
 def transcribe_wer(
@@ -51,11 +29,12 @@ def transcribe_wer(
     ``(WER against reference_text, hypothesis)`` with the project's normalisation."""
     from asr.evaluation import error_rates
     from asr.pipeline import run_stream
+    from asr.sources import ArraySource
 
     audio = np.ascontiguousarray(audio16k_mono, dtype=np.float32)
     duration = max(len(audio) / ANALYSIS_RATE, 1e-9)
     progress = (lambda pos: on_progress(min(1.0, pos / duration))) if on_progress else None
-    result = run_stream(_ArraySource(audio), transcriber_factory, on_progress=progress, stop=stop)
+    result = run_stream(ArraySource(audio), transcriber_factory, on_progress=progress, stop=stop)
     try:
         if result.error is not None:
             raise result.error

@@ -30,7 +30,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -232,29 +232,6 @@ def load_clip(path: Path, text_path: Path | None = None, *, max_s: float | None 
     return Clip(Path(path).name, audio, reference or None, duration)
 
 
-class _ArraySource:
-    """The clip as an offline source (chunks as fast as the transcriber takes them)."""
-
-    live = False
-    problem = None
-
-    def __init__(self, audio: np.ndarray, chunk_s: float = 0.1) -> None:
-        from asr.types import SAMPLE_RATE
-
-        self.audio = audio
-        self.chunk = max(1, int(chunk_s * SAMPLE_RATE))
-        self.rate = SAMPLE_RATE
-
-    def chunks(self) -> Iterator[Any]:
-        from asr.types import AudioChunk
-
-        for i in range(0, len(self.audio), self.chunk):
-            yield AudioChunk(self.audio[i : i + self.chunk], i / self.rate)
-
-    def close(self) -> None:
-        pass
-
-
 # --------------------------------------------------------------------------- ASR
 
 
@@ -332,6 +309,7 @@ def bench_asr(
     from asr.engine import AsrConfig, AsrEngine
     from asr.evaluation import error_rates
     from asr.pipeline import run_stream
+    from asr.sources import ArraySource
 
     base = base or AsrConfig()
     config = dataclasses.replace(base, model=model, device=device, compute_type=compute_type)
@@ -348,7 +326,7 @@ def bench_asr(
             row["label"] = f"{engine.model_id} {engine.device}/{engine.compute_type}"
             bar = _bar(f"ASR {row['label']}", round(clip.duration_s, 1), "s")
             try:
-                result = run_stream(_ArraySource(clip.audio), engine.transcriber,
+                result = run_stream(ArraySource(clip.audio), engine.transcriber,
                                     on_progress=lambda pos: bar.update(round(pos, 1) - bar.n))
             finally:
                 bar.close()

@@ -223,13 +223,9 @@ class MicTestDialog(QDialog):
         self.resize(760, 620)
 
     def _list_devices(self) -> list[dict[str, Any]]:
-        from asr.sources import list_input_devices
+        from asr.sources import input_devices_or_none
 
-        try:
-            return list_input_devices(self._sd)
-        except Exception as exc:  # no PortAudio, no device: the combo says so
-            logger.info("no input devices: %s", exc)
-            return []
+        return input_devices_or_none(self._sd)
 
     # -- layout -----------------------------------------------------------------------
     def _build(self, devices: list[dict[str, Any]], device: Any) -> None:

@@ -125,13 +125,9 @@ class Scribe:
 
     # -- audio sources ----------------------------------------------------------------------
     def input_devices(self) -> list[dict[str, Any]]:
-        from asr.sources import list_input_devices
+        from asr.sources import input_devices_or_none
 
-        try:
-            return list_input_devices(self.sd)
-        except Exception as exc:  # no PortAudio, no device: the picker says so
-            logger.info("no input devices: %s", exc)
-            return []
+        return input_devices_or_none(self.sd)
 
     def microphone(self, device: str | int | None = None, **kwargs: Any) -> Any:
         from asr.sources import SoundDeviceSource

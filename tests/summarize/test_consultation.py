@@ -39,28 +39,10 @@ def _answer(messages: list[Any]) -> str:
     return "Ingen."
 
 
-class ArraySource:
-    """Audio from memory, as fast as it is read (the shape of asr.sources.FileSource)."""
+def ArraySource(seconds: float) -> Any:  # noqa: N802 (reads like the class it makes)
+    from asr.sources import ArraySource as Source
 
-    live = False
-
-    def __init__(self, seconds: float) -> None:
-        self.audio = (0.05 * np.random.default_rng(1).standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
-        self.duration = seconds
-        self.problem = None
-
-    def chunks(self) -> Any:
-        from asr.types import AudioChunk
-
-        step = SAMPLE_RATE // 2
-        for i in range(0, len(self.audio), step):
-            yield AudioChunk(self.audio[i:i + step], i / SAMPLE_RATE)
-
-    def close(self) -> None:
-        pass
-
-    def wipe(self) -> None:
-        self.audio = np.zeros(0, dtype=np.float32)
+    return Source((0.05 * np.random.default_rng(1).standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32))
 
 
 class FakeAsr:
