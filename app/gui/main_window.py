@@ -65,7 +65,8 @@ class MainWindow(DeliveryView):
         self.clipboard = clipboard or QApplication.clipboard()
         self.superuser = superuser
         self.consultation: Consultation | None = None
-        self._events = workers.EventRelay(self._on_event, self)
+        self._transcript_stale = False
+        self._events = workers.EventRelay(self._on_event, self, after=self._events_done)
         self._tag: object = None
         self.runner = workers.Runner(self)
         self._draft_t0 = 0.0
@@ -356,13 +357,20 @@ class MainWindow(DeliveryView):
         if isinstance(ev, Level):
             self.level.setValue(int(max(-60.0, min(0.0, ev.dbfs))))
         elif isinstance(ev, Committed):
-            self._render_transcript()
+            self._transcript_stale = True
             if not self._preview_timer.isActive():
                 self._preview_timer.start()
         elif isinstance(ev, Tentative):
-            self._render_transcript()
+            self._transcript_stale = True
         elif isinstance(ev, RecordingEnded):
+            self._events_done()
             self._on_recording_finished(ev.error)
+
+    def _events_done(self) -> None:
+        """After a batch of events: redraw the transcript once, not once per event."""
+        if self._transcript_stale:
+            self._transcript_stale = False
+            self._render_transcript()
 
     def _show_preview(self) -> None:
         c = self.consultation

@@ -54,7 +54,8 @@ class TaskWorker(QObject):
 class EventRelay(QObject):
     """Hands a consultation's events to the UI thread: ``post(tag, event)`` may be called on
     any thread (the capture thread, a worker); a timer on this object's thread drains the
-    queue every ``interval_ms`` and calls ``handler(tag, event)`` there, in order.
+    queue every ``interval_ms`` and calls ``handler(tag, event)`` there, in order, then
+    ``after()`` once per batch.
 
     A queue and a direct call rather than a signal: passing these event objects through a
     ``Signal(object)`` (one per audio chunk for the level meter) corrupted the reference count
@@ -63,9 +64,10 @@ class EventRelay(QObject):
     with this relay). No Python object crosses Qt here."""
 
     def __init__(self, handler: Callable[[Any, Any], None], parent: QObject | None = None,
-                 interval_ms: int = 40) -> None:
+                 interval_ms: int = 40, after: Callable[[], None] | None = None) -> None:
         super().__init__(parent)
         self._handler = handler
+        self._after = after  # called once after each non-empty batch (e.g. one redraw)
         self._queue: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
@@ -77,12 +79,16 @@ class EventRelay(QObject):
 
     @Slot()
     def drain(self) -> None:
+        handled = False
         while True:
             try:
                 tag, event = self._queue.get_nowait()
             except queue.Empty:
-                return
+                break
             self._handler(tag, event)
+            handled = True
+        if handled and self._after is not None:
+            self._after()
 
 
 # Every started thread until its Runner saw it finish: a Runner deleted with its window
