@@ -9,6 +9,13 @@ traceback for these.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, else its type's name: the one line a user sees
+    (never a traceback, which could quote patient text)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def printable(text: str, limit: int | None = None) -> str:
     """``text`` safe to print on one terminal line: control characters (newlines, terminal
     escape sequences in a file name) as ``\\xNN``; cut to ``limit`` characters."""

@@ -40,6 +40,7 @@ from app.gui.delivery_view import DeliveryView
 from app.gui.i18n import text as _t
 from app.gui.review_view import SectionEdit
 from app.gui.window_texts import TEXT
+from asr.errors import first_line
 from summarize.consultation.consultation import Consultation
 from summarize.consultation.session import Session, State
 
@@ -300,7 +301,7 @@ class MainWindow(DeliveryView):
         try:
             source = self._make_source(self.mic_box.currentData())
         except Exception as exc:
-            self.status.setText(_t(TEXT, "error", why=workers._one_line(exc)))
+            self.status.setText(_t(TEXT, "error", why=first_line(exc)))
             return
         self.receipt.setText("")
         tag = object()  # events carry their consultation's tag: a late one from an ended consultation is ignored

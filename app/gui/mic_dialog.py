@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from app.gui import i18n, workers
 from app.gui.i18n import text
+from asr.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class MicTestWorker(QObject):
             self.failed.emit("")
         except Exception as exc:  # ScribeError: one line; anything else: its type only
             logger.warning("microphone test failed: %s", type(exc).__name__)
-            self.failed.emit(workers._one_line(exc))
+            self.failed.emit(first_line(exc))
         else:
             self.result.emit(out)
         finally:
@@ -457,7 +458,7 @@ class MicTestDialog(QDialog):
             written = self.result.report.write_html(path)
         except OSError as exc:  # hardware.report.ReportError is an OSError
             self.status.setStyleSheet(ERROR_STYLE)
-            self.status.setText(_t("save_failed", why=workers._one_line(exc)))
+            self.status.setText(_t("save_failed", why=first_line(exc)))
             return None
         self.status.setStyleSheet("")
         self.status.setText(_t("saved", path=str(written)))

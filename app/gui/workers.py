@@ -15,12 +15,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
+from asr.errors import first_line
+
 logger = logging.getLogger(__name__)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class TaskWorker(QObject):
@@ -42,7 +39,7 @@ class TaskWorker(QObject):
             out = self._fn(*self._args)
         except Exception as exc:
             logger.warning("background task failed: %s", type(exc).__name__)
-            self.failed.emit(_one_line(exc))
+            self.failed.emit(first_line(exc))
         else:
             self.result.emit(out)
         finally:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from asr.errors import first_line
 from summarize.consultation.events import (
     Committed,
     Delivered,
@@ -38,12 +39,6 @@ from summarize.types import Utterance
 logger = logging.getLogger(__name__)
 
 EventSink = Callable[[Any], None]
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line for the clinician (never a traceback: it could quote text)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class Consultation:
@@ -188,14 +183,14 @@ class Consultation:
             result.transcript.segments.clear()  # the session holds the segments; no second copy
             self.stream = result
             if result.error is not None:
-                error = one_line(result.error)
+                error = first_line(result.error)
                 self.audio_problem = error
             with self._lock:
                 if not self._ended and not self.session.audio_s:
                     self.session.audio_s = result.audio_s
         except Exception as exc:  # a model or device failure: what was committed is already in
             logger.warning("recording failed: %s", type(exc).__name__)
-            error = one_line(exc)
+            error = first_line(exc)
             self._failure = exc
         self.recording_error = error
         with self._lock:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, TypeVar
 
+from asr.errors import first_line
 from summarize.errors import LlmError
 from summarize.llm.base import ChatMessage, Generation, TokenCallback
 from summarize.llm.config import LlmConfig
@@ -27,12 +28,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CLOSED = "the LLM engine was closed"
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error message, else its type (for one-line :class:`LlmError`)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- messages
