@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from app.cli_voice import add_speaker_args, speaker_settings, warn_speakers
 from app.common import (
     EXIT_INTERNAL,
     Printer,
@@ -66,6 +67,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vocabulary", metavar="WORDS", help="comma-separated words to bias recognition (drug names)")
     t.add_argument("--realtime", action="store_true", help="replay a file on the wall clock, as if spoken now")
     t.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_speaker_args(t)
 
     sub.add_parser("devices", help="list audio input devices")
 
@@ -89,6 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     n.add_argument("--model", metavar="DIR", help="CTranslate2 Whisper directory for the audio")
     n.add_argument("--language", help="ASR language: no (default), nn, en or auto")
     n.add_argument("--json", action="store_true", help="the draft as one JSON object")
+    add_speaker_args(n)
     n.add_argument("--deliver", metavar="SINK", help="after approval, send the note to the EPJ: clipboard or fhir")
     n.add_argument("--patient", metavar="FNR|Patient/ID", help="fhir: the patient (fødselsnummer, D-nummer or "
                    "Patient/ID)")
@@ -114,6 +117,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from app.cli_bench import add_bench_parser
 
     add_bench_parser(sub)
+    from app.cli_voice import add_voice_parser
+
+    add_voice_parser(sub)
     return parser
 
 
@@ -135,7 +141,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from app.settings import load_settings
     from asr.sources import FileSource, SoundDeviceSource
     from summarize.consultation.engine import Scribe
-    from summarize.consultation.events import Committed, Tentative
+    from summarize.consultation.events import Committed, Relabelled, Tentative
 
     vocabulary = [w.strip() for w in args.vocabulary.split(",") if w.strip()] if args.vocabulary else None
     settings = load_settings(
@@ -148,7 +154,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             "vad_aggressiveness": args.vad_aggressiveness,
             "input_device": args.input_device,
             "vocabulary": vocabulary,
-        }
+        },
+        speakers=speaker_settings(args),
     )
     # Open the input first: a bad file or missing device fails before the model loads.
     source: Any
@@ -162,6 +169,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         source_name = os.path.basename(args.path)
     scribe = Scribe(settings, progress_factory=progress_factory(sys.stderr))
     engine = scribe.load_asr()
+    scribe.load_speakers()  # a damaged voice profile fails here, before any audio
+    warn_speakers(scribe)
 
     out = sys.stdout
     printer = Printer(out, args.json, show_tentative=out.isatty() and (args.mic or args.realtime))
@@ -169,6 +178,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     def on_event(ev: Any) -> None:
         if isinstance(ev, Committed):
             printer.event(ev.segment)
+        elif isinstance(ev, Relabelled):
+            printer.speakers(ev.labels)
         elif isinstance(ev, Tentative):
             printer.event(ev)
 
@@ -184,6 +195,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         printer.close()
     result = consultation.stream
     segments = len(consultation.segments)
+    speakers = consultation.speaker_summary() if consultation.speakers is not None else None
     consultation.end()  # the transcript was printed; nothing of it stays in memory
     summary = {
         "type": "summary",
@@ -197,6 +209,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         "device": engine.device,
         "compute_type": engine.compute_type,
     }
+    if speakers is not None:
+        summary["speakers"] = {k: v for k, v in speakers.items() if k != "lines_by_role"}
     empty = not segments
     if empty:
         summary["note"] = "no speech detected" if result.audio_s > 0 else "the audio is empty"
@@ -320,6 +334,7 @@ def cmd_note(args: argparse.Namespace) -> int:
     settings = load_settings(
         asr={"model": args.model, "language": args.language},
         llm={"model": args.llm, "engine": args.llm_engine},
+        speakers=speaker_settings(args),
     )
     template = load_template(args.template)  # an unknown template fails before any work
     scribe = Scribe(settings, progress_factory=progress_factory(sys.stderr))
@@ -353,6 +368,8 @@ def _draft_and_print(args: argparse.Namespace, scribe: Any, template: Any, sink:
 
         source = FileSource(args.audio, realtime=False)
         scribe.load_asr()
+        scribe.load_speakers()
+        warn_speakers(scribe)
         bar, on_progress = _file_bar(source, True)
         consultation = scribe.consultation(template, source, live=False, on_progress=on_progress)
         t0 = clock()
@@ -395,7 +412,8 @@ def _draft_and_print(args: argparse.Namespace, scribe: Any, template: Any, sink:
     }
     models = {"asr": getattr(scribe.asr, "model_id", None), "llm": getattr(scribe.llm, "model_id", None)}
     if args.json:
-        print(json.dumps(note_json(result, models, timing), ensure_ascii=False))
+        print(json.dumps({**note_json(result, models, timing), "speakers": consultation.speaker_summary()},
+                         ensure_ascii=False))
     else:
         print(note_text(result, template), flush=True)
         print(
@@ -421,6 +439,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "epj": lambda args: __import__("app.cli_epj", fromlist=["cmd_epj"]).cmd_epj(args),
     "audit": lambda args: __import__("app.cli_audit", fromlist=["cmd_audit"]).cmd_audit(args),
     "bench": lambda args: __import__("app.cli_bench", fromlist=["cmd_bench"]).cmd_bench(args),
+    "voice": lambda args: __import__("app.cli_voice", fromlist=["cmd_voice"]).cmd_voice(args),
 }
 
 

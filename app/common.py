@@ -44,6 +44,9 @@ def fmt_time(t: float) -> str:
     return f"{int(m):02d}:{s:04.1f}"
 
 
+ROLE_NAMES = {"lege": "Lege", "pasient": "Pasient", "pårørende": "Pårørende"}
+
+
 class Printer:
     """Prints committed segments; on a terminal also the tentative tail, greyed."""
 
@@ -66,7 +69,8 @@ class Printer:
             if self.as_json:
                 self.out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
             else:
-                self.out.write(f"[{fmt_time(ev.start)} → {fmt_time(ev.end)}] {ev.text}\n")
+                who = f"{ROLE_NAMES.get(ev.speaker or '', '?')}: " if ev.speaker_id is not None or ev.speaker else ""
+                self.out.write(f"[{fmt_time(ev.start)} → {fmt_time(ev.end)}] {who}{ev.text}\n")
             self.out.flush()
         elif self.show_tentative:
             self._clear_tentative()
@@ -74,6 +78,16 @@ class Printer:
                 width = shutil.get_terminal_size((100, 20)).columns - 4
                 self.out.write("\033[2m… " + ev.text[-width:] + "\033[0m")
                 self._tentative_shown = True
+            self.out.flush()
+
+    def speakers(self, changes: dict[int, tuple[str | None, int | None]]) -> None:
+        """Earlier segments' new speakers (a ``speakers`` line in JSON; nothing on a terminal,
+        which shows each line as it was first heard)."""
+        if self.as_json and changes:
+            self._clear_tentative()
+            line = {"type": "speakers", "changes": [{"id": i, "speaker": r, "speaker_id": v}
+                                                    for i, (r, v) in sorted(changes.items())]}
+            self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
             self.out.flush()
 
     def close(self) -> None:

@@ -187,6 +187,29 @@ class AuditSettings(BaseModel):
         return AuditLog(path, lambda: audit_key(self.keyring_service))
 
 
+class SpeakerSettings(BaseModel):
+    """Who said it: roles (lege / pasient / pårørende) from the voices, on this machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["auto", "off"] = Field(default="auto", description="auto: tell the voices apart; off: no roles from audio")
+    voice_profile: str = Field(
+        default="", description="The clinician's voice profile (scribe voice enroll); empty = the user data directory's, if any")
+
+    @field_validator("voice_profile")
+    @classmethod
+    def _profile(cls, v: str) -> str:
+        v = v.strip()
+        if "\0" in v or "\n" in v:
+            raise ValueError("must be a file path on one line")
+        return v
+
+    def profile_path(self) -> Path:
+        from asr.speakers.profile import default_path
+
+        return Path(self.voice_profile).expanduser() if self.voice_profile else default_path()
+
+
 def available_sinks() -> list[str]:
     """Sink names a user can choose (:data:`summarize.delivery.registry.SINKS`), clipboard first."""
     from summarize.delivery.registry import SINKS
@@ -234,6 +257,7 @@ class Settings(BaseSettings):
     app: AppSettings = Field(default_factory=AppSettings)
     fhir: FhirConfig = Field(default_factory=FhirConfig)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
 
     @classmethod
     def settings_customise_sources(

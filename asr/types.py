@@ -69,7 +69,8 @@ class Segment:
     text: str
     words: tuple[Word, ...]
     emitted_at: float
-    speaker: str | None = None  # "lege", "pasient", "pårørende" when known (a labelled transcript)
+    speaker: str | None = None  # "lege", "pasient", "pårørende" when known (labelled, or from the voices)
+    speaker_id: int | None = None  # the voice (a number per consultation) when the voices were told apart
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -79,6 +80,8 @@ class Segment:
             "end": round(self.end, 3),
             "text": self.text,
             "emitted_at": round(self.emitted_at, 3),
+            "speaker": self.speaker,
+            "speaker_id": self.speaker_id,
             "words": [w.to_dict() for w in self.words],
         }
 

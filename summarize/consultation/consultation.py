@@ -31,6 +31,7 @@ from summarize.consultation.events import (
     Ended,
     Level,
     RecordingEnded,
+    Relabelled,
     Tentative,
 )
 from summarize.consultation.session import Session, SessionError, State
@@ -46,7 +47,7 @@ class Consultation:
 
     def __init__(self, scribe: Any, template: Any, source: Any = None, *, on_event: EventSink | None = None,
                  live: bool = True, clock: Callable[[], float] = time.monotonic,
-                 on_progress: Callable[[float], None] | None = None) -> None:
+                 on_progress: Callable[[float], None] | None = None, speakers: bool = True) -> None:
         from summarize.draft.smalltalk import SmallTalkFilter
 
         self.scribe = scribe
@@ -71,6 +72,10 @@ class Consultation:
 
             self._gated = GatedSource(source, on_level=lambda dbfs: self._emit(Level(dbfs)))
         self._transcriber: Any = None
+        # who said it (roles from the voices): only for audio, when the engine has the encoder
+        tracker = getattr(scribe, "speaker_tracker", None)
+        self.speakers: Any = tracker(template) if tracker is not None and source is not None and speakers else None
+        self._relabels = 0
         self._emit_to = on_event or (lambda ev: None)
         self._progress = on_progress
         self._stop = threading.Event()
@@ -156,12 +161,13 @@ class Consultation:
 
     def _make_transcriber(self, clock: Callable[[], float] | None) -> Any:
         vocabulary = tuple(getattr(self.template, "vocabulary", ()) or ())
-        self._transcriber = self.scribe.transcriber_factory(vocabulary)(clock)
+        self._transcriber = self.scribe.transcriber_factory(vocabulary, self.speakers)(clock)
         return self._transcriber
 
     def capture(self) -> None:
         """Capture and transcribe until the source ends or :meth:`stop` (after ``start(background=False)``)."""
         from asr.pipeline import run_stream
+        from asr.speakers.stream import SpeakersChanged
         from asr.types import Segment
 
         assert self._gated is not None
@@ -170,6 +176,8 @@ class Consultation:
             if isinstance(ev, Segment):
                 if ev.text.strip():
                     self.add_segment(ev)
+            elif isinstance(ev, SpeakersChanged):
+                self._set_speakers(ev.labels, by_clinician=False)
             elif not self._ended:
                 with self._lock:
                     if self.session.state in (State.RECORDING, State.PAUSED, State.DRAFTING):
@@ -210,6 +218,8 @@ class Consultation:
             if self._ended:
                 return
             self.session.add_segment(segment)
+            if segment.speaker_id is not None:
+                self._count_speakers()
             filtered = self.session.filter(self.smalltalk)
             if self.note is not None:
                 self.note.update(self.session.utterances(), self.session.restored)
@@ -258,6 +268,71 @@ class Consultation:
         with self._lock:
             self.session.restore(segment_id)
             self._refilter()
+
+    # -- who said it --------------------------------------------------------------------------
+    def relabel(self, segment_id: int | None = None, *, voice_id: int | None = None, role: str | None) -> list[int]:
+        """The clinician says who spoke: one line (``segment_id``) or every line of a voice
+        (``voice_id``, also its later lines). ``role``: "lege", "pasient", "pårørende" or None.
+        Returns the segment ids that changed; the live note (or, after Stop, the next
+        :meth:`redraft`) drafts only those again."""
+        from asr.speakers.roles import ROLES
+
+        if role is not None and role not in ROLES:
+            raise SessionError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+        if self.speakers is not None:
+            labels = self.speakers.relabel(segment_id=segment_id, voice_id=voice_id, role=role)
+        else:  # a labelled transcript, or speakers off: the session's own segments
+            with self._lock:
+                labels = {s.id: (role, s.speaker_id) for s in self.session.segments
+                          if (segment_id is not None and s.id == segment_id)
+                          or (voice_id is not None and s.speaker_id == voice_id)}
+        self._relabels += 1
+        return self._set_speakers(labels, by_clinician=True)
+
+    def _set_speakers(self, labels: dict[int, Any], *, by_clinician: bool) -> list[int]:
+        with self._lock:
+            if self._ended:
+                return []
+            changed = self.session.set_speakers(labels)
+            if changed:
+                self._refilter()
+            self._count_speakers()
+        if changed:
+            self._emit(Relabelled({i: labels[i] for i in changed}, by_clinician))
+        return changed
+
+    def _count_speakers(self) -> None:
+        voices = {s.speaker_id for s in self.session.segments if s.speaker_id is not None}
+        counts = {"voices": len(voices), "relabels": self._relabels}
+        if self.speakers is not None and self.speakers.profile is not None:
+            counts["profile"] = 1
+        self.session.speaker_counts = counts if voices or self._relabels else {}
+
+    @property
+    def speaker_method(self) -> str | None:
+        """How the roles were assigned: "profile", "behaviour" (no profile: who asks and
+        advises), "labelled" (a transcript with speakers) or None."""
+        if self.speakers is not None:
+            method = self.speakers.assignment.method
+            return None if method == "none" else method
+        with self._lock:
+            return "labelled" if any(s.speaker for s in self.session.segments) else None
+
+    def speaker_summary(self) -> dict[str, Any]:
+        """What the note JSON says of the roles: how they were assigned (automatically from
+        the voices, or as labelled), how many voices, how sure, and lines per role."""
+        method = self.speaker_method
+        with self._lock:
+            by_role: dict[str, int] = {}
+            for seg in self.session.segments:
+                key = seg.speaker or "ukjent"
+                by_role[key] = by_role.get(key, 0) + 1
+            voices = len({s.speaker_id for s in self.session.segments if s.speaker_id is not None})
+        out: dict[str, Any] = {"method": method, "automatic": method in ("profile", "behaviour"),
+                               "voices": voices, "lines_by_role": by_role, "relabels": self._relabels}
+        if self.speakers is not None and method is not None:
+            out["confidence"] = round(float(self.speakers.assignment.confidence), 2)
+        return out
 
     # -- the draft ------------------------------------------------------------------------
     def preview(self) -> Any:
@@ -417,7 +492,7 @@ class Consultation:
 
     def _wipe_buffers(self) -> None:
         """Called by the session's wipe: the source's and the transcriber's buffers."""
-        for holder in (self._gated, self._source, self._transcriber):
+        for holder in (self._gated, self._source, self._transcriber, self.speakers):
             wipe = getattr(holder, "wipe", None)
             if callable(wipe):
                 wipe()

@@ -52,6 +52,10 @@ class Scribe:
         self.asr = asr
         self.llm = llm
         self.llm_problem: str | None = None
+        self.speaker_encoder: Any = None  # the voice encoder (roles from the voices), loaded by load_speakers
+        self.voice_profile: Any = None  # the clinician's VoiceProfile, if one is configured or enrolled
+        self.speakers_problem: str | None = None
+        self._speakers_loaded = False
         self.sd = sd
         self._progress_factory = progress_factory
         self._audit: Any = None
@@ -68,6 +72,7 @@ class Scribe:
         if asr:
             progress("asr")
             self.load_asr()
+            self.load_speakers()
         if llm:
             progress("llm")
             try:
@@ -102,6 +107,43 @@ class Scribe:
             logger.info("LLM %s loaded in %.1f s", self.llm.model_id, self.load_s["llm"])
         return self.llm
 
+    def load_speakers(self) -> Any:
+        """The voice encoder and the clinician's voice profile, when ``[speakers] mode`` is
+        auto. Missing encoder weights are not fatal (no roles from audio; :attr:`speakers_problem`
+        says why); a damaged or foreign profile file raises its one-line error (the fix is
+        ``scribe voice enroll``); no profile at the default place is fine."""
+        conf = getattr(self.settings, "speakers", None)
+        if self._speakers_loaded or conf is None or conf.mode == "off":
+            return self.speaker_encoder
+        from asr.errors import ModelError
+        from asr.speakers import profile as voice_profile
+        from asr.speakers.encoder import VoiceEncoder
+
+        path = conf.profile_path()
+        if conf.voice_profile or path.exists():
+            self.voice_profile = voice_profile.load(path)
+        try:
+            t0 = time.perf_counter()
+            self.speaker_encoder = VoiceEncoder()
+            self.load_s["speakers"] = time.perf_counter() - t0
+        except ModelError as exc:
+            self.speakers_problem = str(exc)
+            logger.warning("no speaker roles from audio: %s", self.speakers_problem)
+        self._speakers_loaded = True
+        return self.speaker_encoder
+
+    def speaker_tracker(self, template: Any = None) -> Any:
+        """A new :class:`~asr.speakers.tracker.SpeakerTracker` for one consultation (None when
+        speakers are off or the encoder is missing)."""
+        encoder = self.load_speakers()
+        if encoder is None:
+            return None
+        from asr.speakers.tracker import SpeakerOptions, SpeakerTracker
+
+        main = getattr(template, "main_speaker", None) or "pasient"
+        profile = self.voice_profile.embedding if self.voice_profile is not None else None
+        return SpeakerTracker(encoder, profile, SpeakerOptions(main_other=main))
+
     @property
     def models(self) -> dict[str, str | None]:
         return {"asr": getattr(self.asr, "model_id", None), "llm": getattr(self.llm, "model_id", None)}
@@ -114,12 +156,19 @@ class Scribe:
             return DraftOptions()
         return DraftOptions(strategy=llm.draft, batch_size=llm.batch)
 
-    def transcriber_factory(self, vocabulary: tuple[str, ...] = ()) -> Callable[[Callable[[], float] | None], Any]:
-        """``make(clock)`` → a new streaming transcriber on the shared model (one per consultation)."""
+    def transcriber_factory(self, vocabulary: tuple[str, ...] = (), speakers: Any = None
+                            ) -> Callable[[Callable[[], float] | None], Any]:
+        """``make(clock)`` → a new streaming transcriber on the shared model (one per
+        consultation); with a ``speakers`` tracker its segments carry their roles."""
         asr = self.load_asr()
 
         def make(clock: Callable[[], float] | None) -> Any:
-            return asr.transcriber(clock, vocabulary=vocabulary)
+            transcriber = asr.transcriber(clock, vocabulary=vocabulary)
+            if speakers is None:
+                return transcriber
+            from asr.speakers.stream import SpeakerStream
+
+            return SpeakerStream(transcriber, speakers)
 
         return make
 
@@ -137,14 +186,15 @@ class Scribe:
     # -- consultations ----------------------------------------------------------------------
     def consultation(self, template: Any, source: Any = None, *, on_event: EventSink | None = None,
                      live: bool = True, clock: Callable[[], float] = time.monotonic,
-                     on_progress: Callable[[float], None] | None = None) -> Consultation:
+                     on_progress: Callable[[float], None] | None = None, speakers: bool = True) -> Consultation:
         """A new consultation with ``template`` (``None``: transcription only, no note).
 
         ``source`` is an audio source (microphone, file, a phone's stream) or ``None`` when the
         transcript comes as text (:meth:`Consultation.add_utterances`). ``live``: draft in the
         background while recording (the desktop app); otherwise the whole transcript is
-        drafted at :meth:`Consultation.draft` (a file, a transcript, a benchmark)."""
-        return Consultation(self, template, source, on_event=on_event, live=live, clock=clock,
+        drafted at :meth:`Consultation.draft` (a file, a transcript, a benchmark). ``speakers``:
+        give the audio's segments roles from the voices (when ``[speakers] mode`` is auto)."""
+        return Consultation(self, template, source, on_event=on_event, live=live, clock=clock, speakers=speakers,
                             on_progress=on_progress)
 
     # -- delivery ---------------------------------------------------------------------------
@@ -184,5 +234,6 @@ class Scribe:
         """Free the models (their memory); the next :meth:`load` loads them again (new
         settings). Call it when no consultation runs."""
         llm, self.llm, self.asr = self.llm, None, None
+        self.speaker_encoder, self.voice_profile, self._speakers_loaded = None, None, False
         if llm is not None:
             llm.close()

@@ -3,7 +3,7 @@
 A front end passes ``on_event`` to :meth:`summarize.consultation.engine.Scribe.consultation`
 and gets these objects. They are emitted on the thread that did the work (the capture
 thread for :class:`Committed`, :class:`Tentative`, :class:`Level` and
-:class:`RecordingEnded`; the caller's thread for the rest); a GUI re-posts them to its UI
+:class:`RecordingEnded` and the voices' :class:`Relabelled`; the caller's thread for the rest); a GUI re-posts them to its UI
 thread. They hold patient text: a front end shows them and never logs them.
 """
 
@@ -29,6 +29,15 @@ class Tentative:
     """The greyed tail after the committed text; replaced by the next one, never recorded."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relabelled:
+    """Segments whose speaker changed: ``labels[segment id] = (role, voice id)``. From the
+    voices (a later, better guess) or from the clinician's relabel (``by_clinician``)."""
+
+    labels: dict[int, tuple[str | None, int | None]]
+    by_clinician: bool = False
 
 
 @dataclass(frozen=True, slots=True)

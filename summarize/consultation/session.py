@@ -11,6 +11,7 @@ writes to disk or logs text. :meth:`Session.approve` is the only way to make an
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
@@ -119,6 +120,7 @@ class Session:
         self.started_wall: datetime | None = None   # for the audit log
         self.stopped_wall: datetime | None = None
         self.audio_s = 0.0
+        self.speaker_counts: dict[str, int] = {}  # voices, relabels, profile: counts for the audit line
         self._wipers: list[Callable[[], None]] = []
 
     # -- state ------------------------------------------------------------------------
@@ -155,6 +157,17 @@ class Session:
             i -= 1
         self.segments.insert(i, segment)
         self.tentative = ""
+
+    def set_speakers(self, labels: dict[int, tuple[str | None, int | None]]) -> list[int]:
+        """New (role, voice id) of segments, by id; the ids that changed."""
+        self._alive()
+        changed = []
+        for i, seg in enumerate(self.segments):
+            label = labels.get(seg.id)
+            if label is not None and (seg.speaker, seg.speaker_id) != label:
+                self.segments[i] = dataclasses.replace(seg, speaker=label[0], speaker_id=label[1])
+                changed.append(seg.id)
+        return changed
 
     def set_tentative(self, text: str) -> None:
         self._alive()
@@ -314,6 +327,7 @@ class Session:
         self.draft = None
         self.section_texts.clear()
         self.flags.clear()
+        self.speaker_counts.clear()
         for wipe in self._wipers:
             try:
                 wipe()

@@ -39,6 +39,7 @@ _RECORD_FIELDS = (
     "dropped_segments",
     "kept_segments",
     "flags_by_kind",
+    "speakers",
     "extractive",
     "edit_ratio",
     "stop_to_approve_s",
@@ -123,6 +124,7 @@ def session_record(
     dropped_segments: int = 0,
     kept_segments: int = 0,
     flags_by_kind: Mapping[str, int] | Iterable[tuple[str, int]] | None = None,
+    speakers: Mapping[str, int] | None = None,
     extractive: bool | None = None,
     edit_ratio: float | None = None,
     stop_to_approve_s: float | None = None,
@@ -177,6 +179,8 @@ def session_record(
         }
     if flags_by_kind is not None:
         rec["flags_by_kind"] = _counts("flags_by_kind", flags_by_kind)
+    if speakers is not None:  # counts only (voices, relabels, profile used): never an embedding
+        rec["speakers"] = _counts("speakers", speakers)
     if extractive is not None:
         if not isinstance(extractive, bool):
             raise ValueError("audit field extractive: expected True or False")

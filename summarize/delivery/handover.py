@@ -125,6 +125,7 @@ def audit_record(session: Session, outcome: str, *, delivery: Delivery | None = 
         dropped_segments=len(filtered.dropped) if filtered else 0,
         kept_segments=len(filtered.kept) if filtered else 0,
         flags_by_kind=dict(note.flags_by_kind) if note else flag_counts(session.flags),
+        speakers=dict(session.speaker_counts) or None,
         extractive=note.extractive if note else (draft.extractive if draft else None),
         edit_ratio=note.edit_ratio if note else None,
         stop_to_approve_s=note.stop_to_approve_s if note else None,

@@ -63,6 +63,7 @@ class NoteTemplate:
     # (file name, text) of files not (yet) on disk that hide files of that name in the
     # search path, e.g. the unsaved text in the template editor (see check_template_text)
     sources: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    main_speaker: str = "pasient"  # the main voice that is not the clinician's (pediatri: "pårørende")
 
     # -- convenience ------------------------------------------------------------------
     @property

@@ -168,6 +168,8 @@ class TemplateMeta(BaseModel):
     language: str
     description: str = ""
     vocabulary: list[str] = Field(default_factory=list)
+    # the role of the main voice that is not the clinician's (paediatrics: the parent)
+    main_speaker: Literal["pasient", "pårørende"] = "pasient"
     sections: list[SectionMeta] = Field(min_length=1)
     changes: list[ChangeMeta] = Field(default_factory=list)  # change log, oldest first
 

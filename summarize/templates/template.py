@@ -89,6 +89,7 @@ def _template_from_meta(
         path,
         search,
         sources,
+        meta.main_speaker,
     )
 
 
