@@ -5,8 +5,10 @@ interpreter or a nurse). The segments' embeddings (unit vectors, weighted by the
 time) are clustered by weighted spherical k-means for each k (the best of a dozen k-means++
 starts; average-linkage agglomeration was tried first and chained the short, noisy segments
 into a cluster of their own), a cluster with too little speech joins its nearest, and the
-number of voices is the one whose partition has the best weighted silhouette, if that
-silhouette is at least ``min_silhouette``; otherwise it is one voice.
+number of voices is the smallest whose partition has a weighted silhouette of at least
+``min_silhouette`` and is not beaten by a partition with more voices by ``MORE_VOICES_GAIN``
+(a spurious extra "voice" of mixed, short segments scores about as well); otherwise it is
+one voice.
 
 No absolute similarity threshold decides "same" or "different": the same-speaker similarity
 of real voices varies with the microphone and the room (0.5–0.9 between 5 s pieces of one
@@ -22,6 +24,7 @@ import numpy as np
 
 MAX_VOICES = 4
 MIN_SILHOUETTE = 0.2
+MORE_VOICES_GAIN = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,9 @@ def cluster(embeddings: np.ndarray, weights: np.ndarray | None = None, *, max_vo
         if k < 2:
             continue
         s = _silhouette(sims, w, labels, k)
-        if s >= min_silhouette and s > best.silhouette:
+        # one more voice must earn its place: a better silhouette by MORE_VOICES_GAIN
+        need = min_silhouette if best.silhouette == 0.0 else best.silhouette + MORE_VOICES_GAIN
+        if s >= need:
             best = Clustering(labels, _centroids(x, w, labels, k), s)
     return best
 

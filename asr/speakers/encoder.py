@@ -5,8 +5,9 @@ from PyPI, installed without its dependencies (``install.sh``: ``pip install --n
 resemblyzer==0.1.4``). Its package is never imported: its audio code needs librosa, numba,
 scipy and scikit-learn (about 420 MB) and a source-only ``webrtcvad`` that would replace
 ``webrtcvad-wheels``. The file is found with :func:`importlib.util.find_spec`, its sha256 is
-checked, and only the network (a 3-layer LSTM, 40 → 256, a linear layer, ReLU, L2 norm) runs
-here under torch. The 40-band mel frames that feed it are computed in numpy with the same
+checked, it is read without torch (:func:`read_legacy_checkpoint`: importing torch alone
+costs ~150 MB of memory) and only the network (a 3-layer LSTM, 40 → 256, a linear layer,
+ReLU, L2 norm) runs here, in numpy. The 40-band mel frames that feed it are computed in numpy with the same
 definition as resemblyzer's librosa call (25 ms Hann window, 10 ms hop, centred, power
 spectrum, Slaney mel scale and norm; the filter bank from ``transformers.audio_utils``, which
 matches librosa's).
@@ -18,9 +19,10 @@ embeddings with their times, which is what splits a segment where the voice chan
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import logging
-import threading
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,26 +70,23 @@ class Partial:
 
 
 class VoiceEncoder:
-    """Loaded once per process; :meth:`embed` and :meth:`partials` are thread-safe (one lock
-    around the network: it is small, a window takes about a millisecond)."""
+    """Loaded once per process; :meth:`embed` and :meth:`partials` are thread-safe (numpy, no
+    shared state after loading)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        import torch
-
         path = path or weights_path()
         verify_file(path, WEIGHTS_SHA256, fix=FIX)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
-        except Exception as exc:
+            state = read_legacy_checkpoint(path)["model_state"]
+            self._layers = [
+                (state[f"lstm.weight_ih_l{k}"].T.copy(), state[f"lstm.weight_hh_l{k}"].T.copy(),
+                 state[f"lstm.bias_ih_l{k}"] + state[f"lstm.bias_hh_l{k}"])
+                for k in range(3)
+            ]
+            self._linear_w = state["linear.weight"].T.copy()
+            self._linear_b = state["linear.bias"].copy()
+        except (KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
             raise ModelError(f"cannot read the speaker encoder's weights {path}: {type(exc).__name__}; {FIX}") from None
-        self._lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
-        self._linear = torch.nn.Linear(256, EMBEDDING_SIZE)
-        self._lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
-        self._linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
-        self._lstm.eval()
-        self._linear.eval()
-        self._torch = torch
-        self._lock = threading.Lock()
         self._mel = _mel_filters()
         self._window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa
 
@@ -103,12 +102,27 @@ class VoiceEncoder:
         return (spec @ self._mel).astype(np.float32)
 
     def _forward(self, windows: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with self._lock, torch.inference_mode():
-            _, (hidden, _) = self._lstm(torch.from_numpy(windows))
-            raw = torch.relu(self._linear(hidden[-1]))
-            out = raw / torch.clamp(torch.linalg.norm(raw, dim=1, keepdim=True), min=1e-9)
-        return out.numpy().copy()
+        """(batch, frames, 40) mel windows → (batch, 256) unit embeddings: the 3-layer LSTM
+        (PyTorch's gate order i, f, g, o), the last hidden state of the top layer, a linear
+        layer, ReLU, L2 norm."""
+        x = np.asarray(windows, dtype=np.float32)
+        batch, steps, _ = x.shape
+        for w_ih, w_hh, bias in self._layers:
+            hidden = w_hh.shape[0]
+            gates_in = x @ w_ih + bias  # all steps at once; only the recurrence loops
+            h = np.zeros((batch, hidden), dtype=np.float32)
+            c = np.zeros((batch, hidden), dtype=np.float32)
+            out = np.empty((batch, steps, hidden), dtype=np.float32)
+            for t in range(steps):
+                g = gates_in[:, t] + h @ w_hh
+                i, f = _sigmoid(g[:, :hidden]), _sigmoid(g[:, hidden:2 * hidden])
+                cell, o = np.tanh(g[:, 2 * hidden:3 * hidden]), _sigmoid(g[:, 3 * hidden:])
+                c = f * c + i * cell
+                h = o * np.tanh(c)
+                out[:, t] = h
+            x = out
+        raw = np.maximum(x[:, -1] @ self._linear_w + self._linear_b, 0.0)
+        return (raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
     # -- embeddings -----------------------------------------------------------------------
     def partials(self, samples: np.ndarray) -> list[Partial]:
@@ -133,6 +147,19 @@ class VoiceEncoder:
         windows = np.stack([mel[s:s + WINDOW_FRAMES] for s in starts])
         embeds = self._forward(windows)
         return [Partial(s * HOP / SAMPLE_RATE, (s + WINDOW_FRAMES) * HOP / SAMPLE_RATE, e)
+                for s, e in zip(starts, embeds, strict=True)]
+
+    def sliding(self, samples: np.ndarray, window_s: float = 1.0, hop_s: float = 0.25) -> list[Partial]:
+        """Embeddings of short windows (``window_s`` every ``hop_s``) in one batch: where in a
+        segment the voice changes (each side is the mean of the windows on it)."""
+        samples = normalize_volume(np.asarray(samples, dtype=np.float32))
+        frames, hop = int(round(window_s * SAMPLE_RATE / HOP)), max(1, int(round(hop_s * SAMPLE_RATE / HOP)))
+        mel = self.mel(samples)
+        starts = list(range(0, len(mel) - frames + 1, hop))
+        if not starts:
+            return []
+        embeds = self._forward(np.stack([mel[s:s + frames] for s in starts]))
+        return [Partial(s * HOP / SAMPLE_RATE, (s + frames) * HOP / SAMPLE_RATE, e)
                 for s, e in zip(starts, embeds, strict=True)]
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
@@ -174,6 +201,86 @@ def speech_only(samples: np.ndarray) -> np.ndarray:
     if mask.any():
         mask = np.convolve(mask.astype(float), np.ones(7), mode="full")[3:3 + len(mask)] > 0  # 7-wide dilation
     return samples[:n][np.repeat(mask, VAD_FRAME)]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # no overflow for large negative x
+
+
+class _Stored:
+    """A tensor storage of a legacy torch checkpoint, filled after the pickle is read."""
+
+    def __init__(self, dtype: np.dtype, size: int) -> None:
+        self.dtype = dtype
+        self.size = size
+        self.data: np.ndarray | None = None
+
+
+_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64, "IntStorage": np.int32,
+           "HalfStorage": np.float16, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+
+
+def read_legacy_checkpoint(path: Path) -> dict:
+    """Read a checkpoint written by ``torch.save`` in its legacy (pre-1.6, non-zip) format into
+    numpy arrays, without torch (importing torch costs ~150 MB of memory for one small LSTM).
+
+    The format: pickles of the magic number, the protocol version and the system info, then the
+    object (tensors as ``torch._utils._rebuild_tensor_v2`` over persistent storage ids), then the
+    list of storage keys, then each storage's raw bytes after an 8-byte element count. Only the
+    classes a state dict needs are allowed; anything else is refused."""
+    storages: dict[str, _Stored] = {}
+    tensors: list[tuple[list, _Stored, int, tuple, tuple]] = []
+
+    def rebuild(storage: _Stored, offset: int, size: tuple, stride: tuple, *_: object) -> list:
+        holder: list = []
+        tensors.append((holder, storage, offset, tuple(size), tuple(stride)))
+        return holder
+
+    class Reader(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+                return rebuild
+            if module == "torch" and name in _DTYPES:
+                return name
+            if (module, name) == ("collections", "OrderedDict"):
+                return collections.OrderedDict
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
+
+        def persistent_load(self, pid: object) -> _Stored:
+            if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
+                raise pickle.UnpicklingError("unexpected persistent id")
+            _, kind, key, _location, size = pid[:5]
+            return storages.setdefault(str(key), _Stored(np.dtype(_DTYPES[str(kind)]), int(size)))
+
+    with open(path, "rb") as fh:
+        for _ in range(3):  # magic number, protocol version, system info
+            Reader(fh).load()
+        obj = Reader(fh).load()
+        keys = Reader(fh).load()
+        for key in keys:
+            size = int.from_bytes(fh.read(8), "little")
+            stored = storages[str(key)]
+            raw = fh.read(size * stored.dtype.itemsize)
+            if len(raw) != size * stored.dtype.itemsize:
+                raise EOFError("the weights file is cut short")
+            stored.data = np.frombuffer(raw, dtype=stored.dtype)
+    for holder, stored, offset, shape, stride in tensors:
+        assert stored.data is not None
+        item = stored.dtype.itemsize
+        strides = tuple(int(s) * item for s in stride)
+        holder.append(np.array(np.lib.stride_tricks.as_strided(stored.data[offset:], shape=shape, strides=strides)))
+    state = _resolve(obj)
+    if not isinstance(state, dict):
+        raise ValueError("not a checkpoint dictionary")
+    return state
+
+
+def _resolve(obj: object) -> object:
+    if isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], np.ndarray):
+        return obj[0]
+    if isinstance(obj, dict):
+        return {k: _resolve(v) for k, v in obj.items()}
+    return obj
 
 
 def _mel_filters() -> np.ndarray:

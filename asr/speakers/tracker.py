@@ -41,7 +41,9 @@ class SpeakerOptions:
     main_other: str = PASIENT
     min_embed_s: float = 0.8
     split_min_s: float = 1.0
-    split_max_candidates: int = 6
+    split_max_candidates: int = 12
+    split_window_s: float = 1.0
+    split_min_gap_s: float = 0.1
     min_voice_s: float = 6.0
     min_voice_share: float = 0.08
     max_voices: int = 4
@@ -173,20 +175,28 @@ class SpeakerTracker:
                 continue
             gap = words[i].start - words[i - 1].end
             punct = words[i - 1].word.strip()[-1:] in ".?!,"
-            if gap >= 0.1 or punct:
+            if gap >= opts.split_min_gap_s or punct:
                 candidates.append((gap + (0.5 if punct else 0.0), i))
-        candidates = sorted(candidates, reverse=True)[:opts.split_max_candidates]
+        if not candidates:
+            return [segment]
+        origin = segment.start
+        windows = self.encoder.sliding(_clip(audio, audio_start, origin, segment.end), opts.split_window_s,
+                                       opts.split_window_s / 4)
+        if len(windows) < 2:
+            return [segment]
         ids = [r[0] for r in refs]
         centroids = np.stack([r[1] for r in refs])
         best: tuple[float, int] | None = None
-        for _, i in candidates:
-            cut = (words[i - 1].end + words[i].start) / 2
-            left = self.encoder.embed(_clip(audio, audio_start, segment.start, cut))
-            right = self.encoder.embed(_clip(audio, audio_start, cut, segment.end))
-            sl, sr = centroids @ left, centroids @ right
-            if ids[int(np.argmax(sl))] == ids[int(np.argmax(sr))]:
+        for _, i in sorted(candidates, reverse=True)[:opts.split_max_candidates]:
+            cut = (words[i - 1].end + words[i].start) / 2 - origin
+            left = [w.embedding for w in windows if w.end <= cut + 0.1]
+            right = [w.embedding for w in windows if w.start >= cut - 0.1]
+            if not left or not right:
                 continue
-            score = float(left @ right)
+            lv, rv = mean_embedding(left), mean_embedding(right)
+            if ids[int(np.argmax(centroids @ lv))] == ids[int(np.argmax(centroids @ rv))]:
+                continue
+            score = float(lv @ rv)
             if best is None or score < best[0]:
                 best = (score, i)
         if best is None:
@@ -206,12 +216,13 @@ class SpeakerTracker:
         x = np.stack([self._items[k].embedding for k in usable])  # type: ignore[misc]
         w = np.array([self._items[k].weight for k in usable])
         min_voice = max(opts.min_voice_s, opts.min_voice_share * float(w.sum()))
-        result = cluster(x, w, max_voices=opts.max_voices, min_voice_weight=min_voice)
-        stable = self._stable_ids([self._items[k].segment.id for k in usable], result.labels)
-        centroids = {stable[c]: result.centroids[c].astype(np.float32) for c in range(len(result.centroids))}
+        labels = cluster(x, w, max_voices=opts.max_voices, min_voice_weight=min_voice).labels
+        k = int(labels.max()) + 1
+        stable = self._stable_ids([self._items[i].segment.id for i in usable], labels)
+        centroids = {stable[c]: mean_embedding(x[labels == c]) for c in range(k)}
         voice_ids: dict[int, int] = {}
-        for k, c in zip(usable, result.labels.tolist(), strict=True):
-            voice_ids[self._items[k].segment.id] = stable[c]
+        for i, c in zip(usable, labels.tolist(), strict=True):
+            voice_ids[self._items[i].segment.id] = stable[c]
         ids = list(centroids)
         mat = np.stack([centroids[v] for v in ids])
         for it in self._items:  # short segments: the nearest voice
@@ -221,7 +232,7 @@ class SpeakerTracker:
         self._centroids = centroids
         weights = [sum(it.weight for it in self._items if voice_ids.get(it.segment.id) == v) for v in ids]
         texts = [[it.segment.text for it in self._items if voice_ids.get(it.segment.id) == v] for v in ids]
-        sims = [float(centroids[v] @ self.profile) for v in ids] if self.profile is not None else []
+        sims = (mat @ self.profile).tolist() if self.profile is not None else []
         naming = name_voices(weights, texts=texts, profile_sims=sims, main_other=opts.main_other)
         self._roles_by_voice = dict(zip(ids, naming.roles, strict=True))
         self.assignment.voices = len(ids)
