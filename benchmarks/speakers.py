@@ -142,6 +142,20 @@ def _case_files(folder: Path) -> list[tuple[Path, Path, Path]]:
     return out
 
 
+def _main_speaker(yaml_path: Path) -> str:
+    """The template's main voice besides the clinician's (pediatri: pårørende)."""
+    import yaml
+
+    from asr.errors import ScribeError as _Err
+    from benchmarks.note_quality import template_for
+
+    specialty = (yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}).get("specialty", "allmennmedisin")
+    try:
+        return str(template_for(specialty).main_speaker)
+    except (_Err, OSError, ValueError):
+        return "pasient"
+
+
 def _note_recall(scribe: Any, case: dict[str, Any], segments: list[Any], template: Any) -> float:
     from benchmarks.note_quality import measured
 
@@ -180,10 +194,11 @@ def run(folders: list[Path], profile_audio: Path, one_voice: Path | None, notes:
             audio, _ = decode_file(audio_path)
             turns = json.loads(turns_path.read_text(encoding="utf-8"))
             committed, asr = transcribe(engine, audio)
-            row: dict[str, Any] = {"id": audio_path.stem, "set": folder.name, "asr": asr}
+            main_other = _main_speaker(yaml_path)
+            row: dict[str, Any] = {"id": audio_path.stem, "set": folder.name, "asr": asr, "main_other": main_other}
             with PeakRss() as mem:
                 for name, prof in (("no_profile", None), ("profile", profile)):
-                    segments, costs = replay(encoder, prof, audio, committed)
+                    segments, costs = replay(encoder, prof, audio, committed, main_other)
                     row[name] = {**score(segments, turns).to_dict(), "voices_found": costs["voices"],
                                  "method": costs["method"], "confidence": round(costs["confidence"], 2),
                                  "speaker_s": costs["seconds"], "per_commit": costs["per_commit"]}
