@@ -168,6 +168,7 @@ class MainWindow(DeliveryView):
         left = QWidget()
         lcol = QVBoxLayout(left)
         lcol.addWidget(QLabel(f"<b>{_t(TEXT, 'transcript')}</b>"))
+        lcol.addWidget(self._build_speakers_hint())  # where the roles came from (speaker_view)
         srow = QHBoxLayout()
         self.search = QLineEdit()
         self.search.setPlaceholderText(_t(TEXT, "search"))
@@ -298,14 +299,16 @@ class MainWindow(DeliveryView):
     def record(self) -> None:
         if not self._asr_ready or (self.session is not None and self.session.state is not State.IDLE):
             return
-        try:
+        tag = object()  # events carry their consultation's tag: a late one from an ended consultation is ignored
+        speakers = getattr(getattr(self.settings, "speakers", None), "mode", "auto") != "off"
+        try:  # a device that cannot open, a damaged voice profile: one line
             source = self._make_source(self.mic_box.currentData())
+            c = self.scribe.consultation(self.template, source, on_event=functools.partial(self._events.post, tag),
+                                         speakers=speakers)
         except Exception as exc:
             self.status.setText(_t(TEXT, "error", why=first_line(exc)))
             return
         self.receipt.setText("")
-        tag = object()  # events carry their consultation's tag: a late one from an ended consultation is ignored
-        c = self.scribe.consultation(self.template, source, on_event=functools.partial(self._events.post, tag))
         self.consultation, self._tag = c, tag
         self._elapsed, self._last_tick = 0.0, time.monotonic()
         self._tick.start()
@@ -351,7 +354,7 @@ class MainWindow(DeliveryView):
 
     def _on_event(self, tag: Any, ev: Any) -> None:
         """A consultation's event, on the UI thread (see summarize.consultation.events)."""
-        from summarize.consultation.events import Committed, Level, RecordingEnded, Tentative
+        from summarize.consultation.events import Committed, Level, RecordingEnded, Relabelled, Tentative
 
         if self.consultation is None or tag is not self._tag:
             return  # from a consultation that already ended
@@ -363,6 +366,8 @@ class MainWindow(DeliveryView):
                 self._preview_timer.start()
         elif isinstance(ev, Tentative):
             self._transcript_stale = True
+        elif isinstance(ev, Relabelled):
+            self._on_relabelled(ev)
         elif isinstance(ev, RecordingEnded):
             self._events_done()
             self._on_recording_finished(ev.error)
@@ -483,9 +488,11 @@ class MainWindow(DeliveryView):
     def open_settings(self) -> None:
         from app.gui.settings_dialog import SettingsDialog
 
-        dlg = SettingsDialog(self.settings, input_devices=self.scribe.input_devices(), parent=self)
+        dlg = SettingsDialog(self.settings, input_devices=self.scribe.input_devices(), parent=self,
+                             sd=self.scribe.sd, voice_encoder=self.scribe.speaker_encoder)
         dlg.settings_saved.connect(self._settings_saved)
         dlg.exec()
+        self._refresh_speakers()  # a voice profile made or deleted in the dialog (speaker_view)
 
     def _settings_saved(self, settings: Any) -> None:
         """New settings: models are reloaded in the background if theirs changed (between
@@ -507,7 +514,7 @@ class MainWindow(DeliveryView):
     def open_template_editor(self) -> None:
         from PySide6.QtWidgets import QDialog
 
-        from app.gui.template_editor import TemplateEditor
+        from app.gui.template_editor import TemplateEditor, template_save_dir
 
         dlg = QDialog(self)
         lay = QVBoxLayout(dlg)
@@ -536,21 +543,6 @@ class MainWindow(DeliveryView):
                                          and self._delivery is None))
         self.discard_btn.setEnabled(s is not None and state is not State.DONE and not self._sending)
         self.accept_btn.setEnabled(state is State.REVIEW and bool(s and s.unresolved))
-
-
-
-
-def template_save_dir(settings: Any) -> Path:
-    """Where the superuser's templates are saved: the configured directory, else the
-    user data directory (add it to SCRIBE_TEMPLATE_DIR so drafting finds them)."""
-    configured = getattr(getattr(settings, "app", None), "template_dir", "")
-    if configured:
-        return Path(configured).expanduser()
-    from platformdirs import user_data_dir
-
-    path = Path(user_data_dir("ambient-scribe", appauthor=False)) / "templates"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class _Relay(QObject):

@@ -1,6 +1,7 @@
 """The review side of the main window: the draft's section editors with their evidence
-links, the flags list, and the transcript (small talk struck through with Restore, edit and
-remove links, uncertain words highlighted, search). The first link of :class:`MainWindow`."""
+links, the flags list, and the transcript (who said each line, small talk struck through with
+Restore, edit and remove links, uncertain words highlighted, search). The second link of
+:class:`MainWindow`, after :class:`app.gui.speaker_view.SpeakerView`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QInputDialog, QLabel, QListWidgetItem, QMainWindow, QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QInputDialog, QLabel, QListWidgetItem, QPlainTextEdit, QTextEdit, QWidget
 
 from app.gui.i18n import text as _t
+from app.gui.speaker_view import SpeakerView
 from app.gui.window_texts import EVIDENCE_BG, SEARCH_BG, TEXT, UNCERTAIN_BG
 from summarize.consultation.session import SessionError, State
 
@@ -66,13 +68,13 @@ class SectionEdit(QPlainTextEdit):
         self.setExtraSelections(sels)
 
 
-class ReviewView(QMainWindow):
+class ReviewView(SpeakerView):
     """Draft, flags and transcript of :class:`app.gui.main_window.MainWindow` (which builds the
     widgets and owns the consultation; these methods show them and take the clinician's edits).
 
-    A Qt subclass in a chain (``ReviewView`` → ``DeliveryView`` → ``MainWindow``), not a plain
-    mixin: PySide6 treats methods of a plain mixin as non-slots, and a worker's result
-    connected to one would run on the worker thread."""
+    A Qt subclass in a chain (``SpeakerView`` → ``ReviewView`` → ``DeliveryView`` →
+    ``MainWindow``), not a plain mixin: PySide6 treats methods of a plain mixin as non-slots,
+    and a worker's result connected to one would run on the worker thread."""
 
     def _clear_draft(self) -> None:
         for w in self.section_edits.values():
@@ -184,7 +186,10 @@ class ReviewView(QMainWindow):
         if s is None:
             self.transcript.setHtml("")
             self.hits.setText("")
+            self._update_speakers_hint(False)
             return
+        roles = self._roles_shown(s)
+        automatic = self._update_speakers_hint(roles)
         dropped = {d.id: d.reason for d in s.filtered.dropped} if s.filtered else {}
         term = self.search.text().strip().lower()
         hits = 0
@@ -203,6 +208,8 @@ class ReviewView(QMainWindow):
                      f' <a href="delete:{seg.id}">{_t(TEXT, "delete")}</a>')
             style = f"background:{EVIDENCE_BG};" if seg.id in self._selected else ""
             stamp = f'<span style="color:#888">{int(seg.start // 60):02d}:{int(seg.start % 60):02d}</span>'
+            if roles:  # who said it: a link to the relabel menu
+                stamp += " " + self._role_html(seg, automatic, link=seg.id not in s.deleted).rstrip()
             if seg.id in s.deleted:
                 rows.append(f'<p style="color:#999">{stamp} <s>{body}</s> ({_t(TEXT, "deleted")})</p>')
             elif seg.id in dropped:
@@ -227,6 +234,8 @@ class ReviewView(QMainWindow):
             self.restore_segment(seg_id)
         elif action == "delete":
             self.delete_segment(seg_id)
+        elif action == "role":
+            self.open_role_menu(seg_id)
         elif action == "edit":
             seg = next((x for x in self.session.segments if x.id == seg_id), None)
             if seg is None:
@@ -246,24 +255,25 @@ class ReviewView(QMainWindow):
     def edit_segment(self, segment_id: int, text: str) -> None:
         self._transcript_changed(lambda s: s.edit_segment(segment_id, text))
 
-    def _transcript_changed(self, change: Any) -> None:
+    def _transcript_changed(self, change: Any) -> Any:
+        """Apply ``change(consultation)`` (an edit, a delete, a restore, a relabel) and show it;
+        after the draft it asks for a redraft (of what changed). Returns what ``change`` returned."""
         c = self.consultation
         if c is None:
-            return
+            return None
         try:
-            change(c)  # the consultation filters again (and updates the live note while recording)
+            out = change(c)  # the consultation filters again (and updates the live note while recording)
         except SessionError as exc:
             self.status.setText(_t(TEXT, "error", why=exc))
-            return
+            return None
         s = c.session
-        if s.state is State.REVIEW:
+        if s.state is State.REVIEW and out != []:  # [] : a relabel to the role the lines had
             self._changed_after_draft = True
             self.redraft_btn.show()
             self.status.setText(_t(TEXT, "changed"))
         self._render_transcript()
         self._refresh_buttons()
-
-    # -- approve / discard ------------------------------------------------------------
+        return out
 
 
 def _markup(text: str, uncertain: set[str], term: str) -> tuple[str, int]:

@@ -1,5 +1,5 @@
-"""The settings dialog: speech recognition, language model, note, record (EPJ) and
-program settings.
+"""The settings dialog: speech recognition, voice profile, language model, note, record (EPJ)
+and program settings.
 
 Values are validated as a whole by pydantic (:func:`app.settings.validate_settings`); an
 invalid value is shown inline and nothing is saved. A valid result is written to the
@@ -10,7 +10,8 @@ applied to the process and :attr:`SettingsDialog.settings_saved` carries the new
 :func:`summarize.delivery.fhir.connection_test` in the background.
 
 The tabs are built and checked by the dialog's base classes
-:class:`app.gui.settings_pages.SettingsPages` and :class:`app.gui.settings_epj.EpjPage`;
+:class:`app.gui.settings_pages.SettingsPages`, :class:`app.gui.settings_epj.EpjPage` and
+:class:`app.gui.settings_voice.VoicePage` (which also makes and deletes the voice profile);
 their strings are in :mod:`app.gui.settings_text`.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -31,9 +32,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import i18n, workers
-from app.gui.settings_epj import EpjPage
 from app.gui.settings_text import ERROR_STYLE, FIELD_ERROR_STYLE
 from app.gui.settings_text import tr as _t
+from app.gui.settings_voice import VoicePage
 from app.settings import (
     Settings,
     in_superuser_group,
@@ -67,13 +68,15 @@ def _select(combo: QComboBox, value: object, missing_label: str | None = None) -
     combo.setCurrentIndex(index)
 
 
-class SettingsDialog(EpjPage):
+class SettingsDialog(VoicePage):
     """Edit :class:`Settings`; OK validates, saves and emits :attr:`settings_saved`.
 
     ``input_devices`` are microphones as :func:`asr.sources.list_input_devices` returns
     them (None: ask sounddevice). :meth:`values` and :meth:`apply` drive it without
     clicks. :meth:`test_connection` starts the EPJ connection test; its outcome shows in
-    :attr:`test_result`.
+    :attr:`test_result`. ``sd`` (the sounddevice module, None: the real one) and
+    ``voice_encoder`` (the app's loaded one, None: loaded when a profile is made) serve the
+    voice profile tab.
     """
 
     settings_saved = Signal(object)
@@ -84,9 +87,13 @@ class SettingsDialog(EpjPage):
         *,
         input_devices: list[dict[str, Any]] | None = None,
         parent: QWidget | None = None,
+        sd: Any = None,
+        voice_encoder: Any = None,
     ) -> None:
         super().__init__(parent)
         self._settings = settings
+        self._sd = sd
+        self._voice_encoder = voice_encoder
         self._devices = list(_query_devices() if input_devices is None else input_devices)
         self._marked: list[QWidget] = []  # fields outlined by the last failed save
         self.runner = workers.Runner(self)  # the EPJ connection test
@@ -96,6 +103,8 @@ class SettingsDialog(EpjPage):
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_asr_tab(), _t("tab_asr"))
+        self.voice_page = self._build_voice_tab()
+        self.tabs.addTab(self.voice_page, _t("tab_voice"))
         self.tabs.addTab(self._build_llm_tab(), _t("tab_llm"))
         self.tabs.addTab(self._build_note_tab(), _t("tab_note"))
         self.epj_page = self._build_epj_tab()
@@ -120,6 +129,7 @@ class SettingsDialog(EpjPage):
         layout.addWidget(self.buttons)
 
         self._load(settings)
+        self.resize(self.sizeHint().expandedTo(QSize(640, 720)))  # the voice tab's passage without scrolling
 
     # ------------------------------------------------------------------------ values
     def _load(self, s: Settings) -> None:
@@ -130,6 +140,7 @@ class SettingsDialog(EpjPage):
         _select(self.asr_language, lang, _t(f"lang_{lang}") if lang in ("en", "auto") else lang)
         self.vad.setValue(s.asr.vad_aggressiveness)
         _select(self.microphone, s.asr.input_device, _t("mic_missing", name=s.asr.input_device))
+        self._load_voice(s)
 
         _select(self.llm_engine, s.llm.engine)
         self.llm_model.setCurrentText(s.llm.model or "")
@@ -227,6 +238,7 @@ class SettingsDialog(EpjPage):
                 "enabled": self.audit_enabled.isChecked(),
                 "path": self.audit_path.text().strip(),
             },
+            "speakers": self._voice_values(),
         }
 
     def _merged(self) -> dict[str, Any]:
@@ -311,11 +323,14 @@ class SettingsDialog(EpjPage):
             self.accept()
 
     def done(self, result: int) -> None:
-        """Closing waits for a running connection test (its thread must not outlive us)."""
+        """Closing stops a voice recording and waits for it and for a running connection
+        test (their threads must not outlive us)."""
+        self.stop_enrolling()
         self.runner.wait_all()
         super().done(result)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt)
+        self.stop_enrolling()
         self.runner.wait_all()
         super().closeEvent(event)
 

@@ -455,3 +455,16 @@ class TemplateEditor(TemplatePacks):
         self._timer.stop()
         self.wait_idle()
         super().closeEvent(event)
+
+
+def template_save_dir(settings: Any) -> Path:
+    """Where the superuser's templates are saved: the configured directory, else the
+    user data directory (add it to SCRIBE_TEMPLATE_DIR so drafting finds them)."""
+    configured = getattr(getattr(settings, "app", None), "template_dir", "")
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_data_dir
+
+    path = Path(user_data_dir("ambient-scribe", appauthor=False)) / "templates"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -45,6 +45,18 @@ TEXT: dict[str, dict[str, str]] = {
         "flag_kind.added_from_transcript": "lagt til fra transkripsjonen", "flag_kind.extractive": "uttrekk",
         "flag_kind.llm_error": "språkmodellfeil", "flag_kind.empty": "tomt",
         "flag_kind.removed_unsupported": "fjernet fordi det ikke ble sagt",
+        "role.lege": "Lege", "role.pasient": "Pasient", "role.pårørende": "Pårørende", "role.none": "Ukjent",
+        "role_voice": "Hele denne stemmen: {role}",
+        "role_auto_tip": "Satt automatisk ut fra stemmene – klikk for å endre",
+        "role_set_tip": "Satt av deg – klikk for å endre",
+        "role_wait": "Vent til utkastet er ferdig før du endrer roller.",
+        "roles.profile": "Roller fra stemmene – klikk på en rolle for å endre. "
+                         "Kursiv = satt automatisk (legen kjent igjen på stemmeprofilen).",
+        "roles.behaviour": "Roller fra stemmene – klikk på en rolle for å endre. Kursiv = satt automatisk "
+                           "(uten stemmeprofil: gjettet ut fra hvem som spør og gir råd).",
+        "roles.labelled": "Roller fra transkripsjonen – klikk på en rolle for å endre.",
+        "roles.clinician": "Roller satt av deg – klikk på en rolle for å endre.",
+        "voice_profile_failed": "Stemmeprofilen kunne ikke brukes: {why}",
     },
     "en": {
         "title": "Ambient scribe – speech to note",
@@ -79,9 +91,23 @@ TEXT: dict[str, dict[str, str]] = {
         "settings": "Settings", "templates": "Templates",
         "saved": "Settings saved (the window language changes at the next start).",
         "saved_later": "Settings saved; new models load at the next start.",
+        "role.lege": "Doctor", "role.pasient": "Patient", "role.pårørende": "Relative", "role.none": "Unknown",
+        "role_voice": "This whole voice: {role}",
+        "role_auto_tip": "Set automatically from the voices – click to change",
+        "role_set_tip": "Set by you – click to change",
+        "role_wait": "Wait for the draft before changing roles.",
+        "roles.profile": "Roles from the voices – click a role to change it. "
+                         "Italics = set automatically (the doctor recognised by the voice profile).",
+        "roles.behaviour": "Roles from the voices – click a role to change it. Italics = set automatically "
+                           "(no voice profile: guessed from who asks and advises).",
+        "roles.labelled": "Roles from the transcript – click a role to change it.",
+        "roles.clinician": "Roles set by you – click a role to change it.",
+        "voice_profile_failed": "The voice profile cannot be used: {why}",
     },
 }
 
 UNCERTAIN_BG = "#ffe08a"
 EVIDENCE_BG = "#cfe8ff"
 SEARCH_BG = "#b6f2b0"
+ROLE_COLOURS = {"lege": "#1565c0", "pasient": "#2e7d32", "pårørende": "#8e24aa", None: "#757575"}
+ROLES = ("lege", "pasient", "pårørende", None)  # the menu's order; None is "Ukjent"

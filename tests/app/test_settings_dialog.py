@@ -90,6 +90,7 @@ def test_shows_current_values(qtbot: QtBot, cfg: Path) -> None:
     assert dlg.windowTitle() == "Innstillinger"
     assert [dlg.tabs.tabText(i) for i in range(dlg.tabs.count())] == [
         "Tale",
+        "Stemmeprofil",
         "Språkmodell",
         "Notat",
         "Journal (EPJ)",
@@ -324,6 +325,7 @@ def test_ui_language_switch_to_english(qtbot: QtBot, cfg: Path) -> None:
     assert reopened.windowTitle() == "Settings"
     assert [reopened.tabs.tabText(i) for i in range(reopened.tabs.count())] == [
         "Speech",
+        "Voice profile",
         "Language model",
         "Note",
         "Record (EPJ)",
