@@ -268,6 +268,11 @@ def cmd_models_dispatch(args: argparse.Namespace) -> int:
         from app.cli_llm_models import cmd_models_llm_verify
 
         code = cmd_models_llm_verify(args)
+    if code == 0 and args.model is None:
+        from asr.speakers.encoder import VoiceEncoder, weights_path
+
+        VoiceEncoder()  # its sha256, and that it reads
+        print(f"speaker encoder (resemblyzer GE2E): {weights_path()} (ok)")
     return code
 
 

@@ -22,6 +22,9 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     a.add_argument("--quit-after-draft", action="store_true", help="exit 0 once the draft is ready")
     a.add_argument("--speed", type=positive_float, default=1.0, help="replay speed (1 = real time)")
     a.add_argument("--lang", choices=("nb", "en"), help="language of the window (default: settings)")
+    from app.cli_voice import add_speaker_args
+
+    add_speaker_args(a)
 
 
 _XCB_LIBS = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
@@ -45,12 +48,13 @@ def _display_problem() -> str | None:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    from app.cli_voice import speaker_settings
     from app.settings import is_superuser, load_settings
     from asr.errors import ConfigError
     from asr.sources import check_audio_path
     from summarize.templates.template import load_template
 
-    settings = load_settings()
+    settings = load_settings(speakers=speaker_settings(args))
     replay = getattr(args, "replay", None)
     template = getattr(args, "template", None)
     if replay:

@@ -112,6 +112,8 @@ def test_a_whole_session_leaves_nothing_but_config_and_audit(tmp_path: Path, fhi
     rec = json.loads(line)
     assert rec["outcome"] == "delivered" and rec["sink"] == "fhir" and rec["template_id"] == "allmennmedisin"
     assert rec["asr_sha256"] and rec["llm_model"] == SMALL_LLM and rec["audio_s"] > 200
+    # the voices were told apart (counted, never stored); no voice profile was made
+    assert rec["speakers"]["voices"] >= 1 and set(rec["speakers"]) <= {"voices", "relabels", "profile"}
     v = subprocess.run([sys.executable, "-m", "app.cli", "audit", "verify"], env=env, cwd=dirs["CWD"],
                        capture_output=True, text=True, timeout=120)
     assert v.returncode == 0, v.stdout + v.stderr

@@ -26,13 +26,23 @@ SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4km"
 
 
 @pytest.fixture(scope="module")
-def scribe(engine: Any) -> Any:
-    """The process's one engine: the session's real Whisper base, the embedded 0.5B LLM."""
+def scribe(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The process's one engine: the session's real Whisper base, the embedded 0.5B LLM, the
+    real speaker encoder with the clinician's voice profile (enrolled from its own recording)."""
+    from asr.sources import decode_file
+    from asr.speakers.encoder import VoiceEncoder
+    from asr.speakers.profile import save
+    from hardware.voice import enroll
     from summarize.llm.config import LlmConfig
     from summarize.llm.registry import create_engine
 
+    profile = save(enroll(decode_file(Path(__file__).parents[1] / "data" / "voice" / "lege-passage.flac")[0],
+                          VoiceEncoder()), tmp_path_factory.mktemp("voice") / "voice-profile.json")
+    speakers = SimpleNamespace(mode="auto", voice_profile=str(profile), profile_path=lambda: profile)
     llm = create_engine(LlmConfig(model=SMALL_LLM))
-    s = Scribe(SimpleNamespace(app=SimpleNamespace(sink="clipboard")), asr=engine, llm=llm)
+    s = Scribe(SimpleNamespace(app=SimpleNamespace(sink="clipboard"), speakers=speakers), asr=engine, llm=llm)
+    s.load_speakers()
+    assert s.voice_profile is not None and s.speaker_encoder is not None
     yield s
     s.close()
 
@@ -111,7 +121,12 @@ def test_two_concurrent_consultations_on_one_engine_stay_apart_and_both_wipe(scr
         for item in c.flags:
             if item.flag.kind == "uncertain_asr":
                 assert _words(item.flag.text) <= _words(said) | {""}
+        # who said it: every line has a voice of this consultation's own, and the clinician is
+        # found (the profile's voice) in each
+        assert all(s.speaker_id is not None for s in c.segments)
+        assert any(s.speaker == "lege" for s in c.segments)
     assert cons[a].session is not cons[b].session and cons[a].flags is not cons[b].flags
+    assert cons[a].speakers is not cons[b].speakers and cons[a].speakers.embeddings_held > 0
 
     transcribers = {case: cons[case]._transcriber for case, _ in CASES}
     cons[a].discard()
@@ -125,3 +140,6 @@ def test_two_concurrent_consultations_on_one_engine_stay_apart_and_both_wipe(scr
         assert isinstance(events[case][-1], Ended) and events[case][-1].how == "discarded"
         t = transcribers[case]
         assert t is not None and t.transcript.segments == [] and t._buf.size == 0
+        # the voices: no embedding, no label, no audio ring left
+        assert t.tracker.embeddings_held == 0 and t.tracker.labels() == {} and not t._ring
+        assert c.session.speaker_counts == {}
