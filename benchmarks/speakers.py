@@ -118,7 +118,7 @@ def replay(encoder: Any, profile: Any, audio: np.ndarray, committed: list[tuple[
     per_commit: list[float] = []
     step = SAMPLE_RATE // 10
     for i in range(0, len(audio), step):
-        stream.insert_audio_chunk(AudioChunk(audio[i:i + step], i / SAMPLE_RATE))
+        stream.insert_audio_chunk(AudioChunk(audio[i:i + step].copy(), i / SAMPLE_RATE))  # the wipe zeroes it
         before = stream.seconds
         if stream.process_iter() and stream.seconds > before:
             per_commit.append(stream.seconds - before)
