@@ -266,6 +266,8 @@ class MainWindow(DeliveryView):
         self.busy.hide()
         problem = self.scribe.llm_problem
         self.status.setText(_t(TEXT, "no_llm", why=problem) if problem else _t(TEXT, "ready"))
+        if self.scribe.speakers_problem:  # roles work without the profile; the clinician is told why
+            self.status.setText(_t(TEXT, "voice_profile_failed", why=self.scribe.speakers_problem))
         self._refresh_buttons()
         self.models_ready.emit()
 

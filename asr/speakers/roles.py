@@ -86,8 +86,8 @@ def name_voices(weights: Sequence[float], *, texts: Sequence[Sequence[str]] = ()
                 main_other: str = PASIENT, profile_floor: float = 0.5, min_relative_s: float = 4.0) -> Naming:
     """Name k voices. ``weights``: speech seconds per voice; ``texts``: each voice's lines;
     ``profile_sims``: each voice's centroid similarity to the clinician's profile (empty: no
-    profile). One voice alone is the clinician if it sounds like one (a dictation), else the
-    patient."""
+    profile). One voice alone is the clinician if it sounds like one (a dictation) or is close to
+    the profile, the main other voice if it clearly does not, and unnamed (None) in between."""
     k = len(weights)
     roles: list[str | None] = [None] * k
     if k == 0:
@@ -125,7 +125,10 @@ def name_voices(weights: Sequence[float], *, texts: Sequence[Sequence[str]] = ()
         roles[i] = LEGE
     others = sorted((i for i in range(k) if i not in clinicians), key=lambda i: -weights[i])
     second = PARORENDE if main_other == PASIENT else PASIENT
+    unsure = k == 1 and not clinicians and method == "behaviour" and confidence < 0.25
     for rank, i in enumerate(others):
+        if unsure:  # one voice so far that sounds like neither: say nothing yet
+            break
         if rank == 0:
             roles[i] = main_other
         elif rank == 1 and weights[i] >= min_relative_s:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from asr.errors import ConfigError
+from asr.errors import ConfigError, ScribeError
 from summarize.consultation.consultation import Consultation, EventSink
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,10 @@ class Scribe:
         if asr:
             progress("asr")
             self.load_asr()
-            self.load_speakers()
+            try:
+                self.load_speakers()
+            except ScribeError as exc:  # a damaged voice profile: roles without it, and said
+                self.speakers_problem = str(exc).splitlines()[0]
         if llm:
             progress("llm")
             try:
@@ -119,9 +122,7 @@ class Scribe:
         from asr.speakers import profile as voice_profile
         from asr.speakers.encoder import VoiceEncoder
 
-        path = conf.profile_path()
-        if conf.voice_profile or path.exists():
-            self.voice_profile = voice_profile.load(path)
+        self._speakers_loaded = True
         try:
             t0 = time.perf_counter()
             self.speaker_encoder = VoiceEncoder()
@@ -129,7 +130,9 @@ class Scribe:
         except ModelError as exc:
             self.speakers_problem = str(exc)
             logger.warning("no speaker roles from audio: %s", self.speakers_problem)
-        self._speakers_loaded = True
+        path = conf.profile_path()
+        if conf.voice_profile or path.exists():
+            self.voice_profile = voice_profile.load(path)  # a damaged profile: its one-line error
         return self.speaker_encoder
 
     def speaker_tracker(self, template: Any = None) -> Any:
