@@ -28,6 +28,8 @@ import numpy as np
 LEGE, PASIENT, PARORENDE = "lege", "pasient", "pårørende"
 ROLES = (LEGE, PASIENT, PARORENDE)
 
+SAME_VOICE_SIM = 0.85
+SAME_VOICE_GAP = 0.05
 SHARE_WEIGHT = 2.0  # per unit of talk share, against the text score's units (per 10 words)
 _WORD = re.compile(r"[a-zæøåéü]+")
 _SECOND_PERSON = {"du", "deg", "din", "ditt", "dine", "dere", "dykk", "dykkar", "dokker"}
@@ -105,6 +107,11 @@ def name_voices(weights: Sequence[float], *, texts: Sequence[Sequence[str]] = ()
             drops = [sims[order[i]] - sims[order[i + 1]] for i in range(k - 1)]
             cut = int(np.argmax(drops))
             clinicians = [i for i in order[:cut + 1] if sims[i] >= profile_floor]
+            # a dictation or a long monologue (no other voice yet): the clinician's one voice can
+            # come out as two clusters, both close to the profile (real voices: 0.87-0.95, while
+            # another person scores at most 0.83, even in the same room)
+            clinicians += [i for i in order[cut + 1:] if clinicians and sims[i] >= SAME_VOICE_SIM
+                           and sims[order[0]] - sims[i] <= SAME_VOICE_GAP]
             confidence = float(np.clip(drops[cut] / 0.1, 0.0, 1.0)) if clinicians else 0.0
         method = "profile"
     else:
