@@ -209,11 +209,14 @@ def run(folders: list[Path], profile_audio: Path, one_voice: Path | None, notes:
 
                 case = load_case(yaml_path)
                 template = template_for(case["specialty"])
-                plain = [dataclasses.replace(s, speaker=None, speaker_id=None) for s in row["_profile_segments"]]
-                row["fact_recall"] = {
+                with_profile, no_profile = row["_profile_segments"], row["_no_profile_segments"]
+                plain = [dataclasses.replace(s, speaker=None, speaker_id=None) for s in with_profile]
+                recall_profile = _note_recall(scribe, case, with_profile, template)
+                same = [(s.start, s.speaker) for s in no_profile] == [(s.start, s.speaker) for s in with_profile]
+                row["fact_recall"] = {  # the same roles draft the same note: drafted once
                     "without_roles": _note_recall(scribe, case, plain, template),
-                    "roles_no_profile": _note_recall(scribe, case, row["_no_profile_segments"], template),
-                    "roles_profile": _note_recall(scribe, case, row["_profile_segments"], template),
+                    "roles_no_profile": recall_profile if same else _note_recall(scribe, case, no_profile, template),
+                    "roles_profile": recall_profile,
                 }
             row.pop("_no_profile_segments")
             row.pop("_profile_segments")
