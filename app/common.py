@@ -69,7 +69,8 @@ class Printer:
             if self.as_json:
                 self.out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
             else:
-                who = f"{ROLE_NAMES.get(ev.speaker or '', '?')}: " if ev.speaker_id is not None or ev.speaker else ""
+                who = ROLE_NAMES.get(ev.speaker or "") or (f"Stemme {ev.speaker_id + 1}" if ev.speaker_id is not None else "")
+                who = f"{who}: " if who else ""
                 self.out.write(f"[{fmt_time(ev.start)} → {fmt_time(ev.end)}] {who}{ev.text}\n")
             self.out.flush()
         elif self.show_tentative:
