@@ -29,7 +29,7 @@ LEGE, PASIENT, PARORENDE = "lege", "pasient", "pårørende"
 ROLES = (LEGE, PASIENT, PARORENDE)
 
 SAME_VOICE_SIM = 0.85
-SAME_VOICE_GAP = 0.05
+SAME_VOICE_GAP = 0.03
 SHARE_WEIGHT = 2.0  # per unit of talk share, against the text score's units (per 10 words)
 _WORD = re.compile(r"[a-zæøåéü]+")
 _SECOND_PERSON = {"du", "deg", "din", "ditt", "dine", "dere", "dykk", "dykkar", "dokker"}
