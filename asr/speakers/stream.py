@@ -10,6 +10,7 @@ event when earlier segments got another label. Tentative text passes through unc
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ class SpeakerStream:
             for seg_id, (role, voice) in changed.items():
                 if seg_id in by_id:
                     i = by_id[seg_id]
-                    s = self.transcript.segments[i]
-                    self.transcript.segments[i] = Segment(s.id, s.start, s.end, s.text, s.words, s.emitted_at, role, voice)
+                    self.transcript.segments[i] = dataclasses.replace(self.transcript.segments[i], speaker=role,
+                                                                      speaker_id=voice)
             out.append(SpeakersChanged(changed))
         return out

@@ -288,11 +288,3 @@ def _clip(audio: np.ndarray, audio_start: float, start: float, end: float) -> np
 def _part(segment: Segment, words: Sequence) -> Segment:
     return dataclasses.replace(segment, start=words[0].start, end=words[-1].end, text=words_text(list(words)),
                                words=tuple(words))
-
-
-def profile_embedding(encoder: VoiceEncoder, audio: np.ndarray, piece_s: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-    """The averaged embedding of a recording and its pieces' embeddings (for checks)."""
-    step = int(piece_s * SAMPLE_RATE)
-    pieces = [audio[i:i + step] for i in range(0, len(audio) - step // 2, step)]
-    embeds = np.stack([encoder.embed(p) for p in pieces if len(p) >= SAMPLE_RATE])
-    return mean_embedding(embeds), embeds
