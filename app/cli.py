@@ -67,6 +67,9 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vocabulary", metavar="WORDS", help="comma-separated words to bias recognition (drug names)")
     t.add_argument("--realtime", action="store_true", help="replay a file on the wall clock, as if spoken now")
     t.add_argument("--json", action="store_true", help="one JSON object per line")
+    t.add_argument("--tentative", action="store_true",
+                   help="also the greyed hypotheses of the cheap path (JSON lines of type tentative), "
+                   "also for a file read at once")
     add_speaker_args(t)
 
     sub.add_parser("devices", help="list audio input devices")
@@ -154,6 +157,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             "vad_aggressiveness": args.vad_aggressiveness,
             "input_device": args.input_device,
             "vocabulary": vocabulary,
+            "tentative": "on" if args.tentative else None,
         },
         speakers=speaker_settings(args),
     )
@@ -173,7 +177,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     warn_speakers(scribe)
 
     out = sys.stdout
-    printer = Printer(out, args.json, show_tentative=out.isatty() and (args.mic or args.realtime))
+    printer = Printer(out, args.json, show_tentative=out.isatty() and (args.mic or args.realtime or args.tentative),
+                      json_tentative=args.tentative)
 
     def on_event(ev: Any) -> None:
         if isinstance(ev, Committed):
@@ -195,6 +200,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         printer.close()
     result = consultation.stream
     segments = len(consultation.segments)
+    corrections = consultation.term_corrections
     speakers = consultation.speaker_summary() if consultation.speakers is not None else None
     consultation.end()  # the transcript was printed; nothing of it stays in memory
     summary = {
@@ -205,6 +211,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         "wall_s": round(result.wall_s, 3),
         "clock": result.clock,
         "segments": segments,
+        "term_corrections": corrections,
+        "paths": {name: {"decodes": int(p["decodes"]), "rtf": round(result.path_rtf(name), 4)}
+                  for name, p in result.paths.items()},
         "model": engine.model_id,
         "device": engine.device,
         "compute_type": engine.compute_type,

@@ -50,10 +50,11 @@ ROLE_NAMES = {"lege": "Lege", "pasient": "Pasient", "pårørende": "Pårørende"
 class Printer:
     """Prints committed segments; on a terminal also the tentative tail, greyed."""
 
-    def __init__(self, out: TextIO, as_json: bool, show_tentative: bool) -> None:
+    def __init__(self, out: TextIO, as_json: bool, show_tentative: bool, json_tentative: bool = False) -> None:
         self.out = out
         self.as_json = as_json
         self.show_tentative = show_tentative and not as_json
+        self.json_tentative = json_tentative and as_json
         self._tentative_shown = False
 
     def _clear_tentative(self) -> None:
@@ -72,6 +73,9 @@ class Printer:
                 who = ROLE_NAMES.get(ev.speaker or "") or (f"Stemme {ev.speaker_id + 1}" if ev.speaker_id is not None else "")
                 who = f"{who}: " if who else ""
                 self.out.write(f"[{fmt_time(ev.start)} → {fmt_time(ev.end)}] {who}{ev.text}\n")
+            self.out.flush()
+        elif self.json_tentative:
+            self.out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
             self.out.flush()
         elif self.show_tentative:
             self._clear_tentative()

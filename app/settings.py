@@ -52,7 +52,18 @@ class AsrSettings(BaseModel):
     interim_beam_size: int = Field(
         1, ge=1, le=10, description="beam of re-decodes inside an utterance"
     )
-    min_chunk_s: float = Field(2.0, gt=0, le=10, description="new speech (s) between re-decodes")
+    min_chunk_s: float = Field(2.0, gt=0, le=10, description="new speech (s) between re-decodes of a long utterance")
+    tentative: Literal["live", "on", "off"] = Field(
+        "live",
+        description="the cheap path's greyed text on screen: live (microphone and real-time "
+        "replay), on (also files read at once, e.g. for --tentative), off",
+    )
+    tentative_every_s: float = Field(1.0, ge=0.2, le=10, description="new speech (s) between tentative decodes")
+    correct_terms: bool = Field(
+        True,
+        description="replace unsure words that are no Norwegian word but sound like a drug name or a "
+        "template term by that name (Debian's wnorwegian word lists)",
+    )
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0-3")
     end_silence_s: float = Field(0.5, gt=0.05, le=5, description="pause (s) that ends an utterance")
     input_device: str = Field("", description="microphone name or index; empty = system default")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,6 +93,12 @@ class Decoder(Protocol):
 
     def decode(self, audio: np.ndarray, *, prompt: str, final: bool, speech: Spans | None = None) -> list[Word]: ...
 
+    def decode_tentative(self, audio: np.ndarray, *, prompt: str, prefix: str = "") -> str:
+        """A cheap hypothesis of ``audio`` for the screen only: text, no word times.
+        ``prefix``: the committed text of the audio's beginning (context); it is forced,
+        and only what follows it is returned."""
+        ...
+
 
 def speech_after(speech: Spans, t: float) -> float:
     """Seconds of speech in ``speech`` after time ``t``."""
@@ -122,6 +129,7 @@ class DecodeOptions:
             the language once, on the first utterance.
         beam_size: beam for the decode that ends an utterance (final text).
         interim_beam_size: beam for the re-decodes inside an utterance (cheaper).
+        tentative_beam_size: beam of the cheap path's decodes (screen only).
         vocabulary: words to bias recognition toward (drug names of the specialty),
             placed in Whisper's prompt.
         no_speech_threshold: drop a segment Whisper thinks is not speech.
@@ -130,6 +138,7 @@ class DecodeOptions:
     language: str | None = "no"
     beam_size: int = 5
     interim_beam_size: int = 1
+    tentative_beam_size: int = 1
     vocabulary: tuple[str, ...] = ()
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
@@ -149,7 +158,9 @@ class DecodeStats:
     calls: int = 0
     seconds: float = 0.0
     audio_seconds: float = 0.0
-    per_call: list[float] = field(default_factory=list)
+    per_call: deque[float] = field(default_factory=lambda: deque(maxlen=256))  # the latest calls
+    tentative_calls: int = 0
+    tentative_seconds: float = 0.0
 
 
 class WhisperDecoder:
@@ -245,17 +256,50 @@ class WhisperDecoder:
         logger.debug("decoded %.2f s of audio in %.3f s (final=%s)", duration, dt, final)
         return words
 
-    def _decode_window(self, audio: np.ndarray, prompt: str, final: bool) -> list[Word]:
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
+    def decode_tentative(self, audio: np.ndarray, *, prompt: str, prefix: str = "") -> str:
+        """The cheap path: one greedy pass without timestamps and without word alignment,
+        on an encoder window cropped to the audio. Used for the greyed text on screen,
+        never for the record. Filtered like :meth:`decode` (no speech, known
+        hallucinations, a copy of the prompt, repetition loops).
 
-        opts = self.options
+        ``prefix`` is the committed text of the audio's first seconds (context, as on the
+        accurate path): it is forced as the start of the output, and only the words
+        Whisper adds after it are returned."""
+        t0 = time.perf_counter()
         duration = len(audio) / 16000
-        if duration < 0.3:
-            return []
+        text = ""
+        if duration >= 0.3:
+            encoder_output, _ = self._encode(audio, crop=True)
+            tok = self._tokenizer
+            max_new = min(int(8 + 6 * duration), WHISPER_CONTEXT // 2)
+            prompt_tokens = self._prompt_tokens(prompt, max_new, without_timestamps=True, prefix=prefix)
+            result = self.model.model.generate(
+                encoder_output,
+                [prompt_tokens],
+                beam_size=self.options.tentative_beam_size,
+                max_length=min(WHISPER_CONTEXT, len(prompt_tokens) + max_new),
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=self._suppress,
+            )[0]
+            tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
+            if self._accept(result, tokens, prompt):
+                words = [Word(" " + w, 0.0, 0.0, 1.0) for w in tok.decode(tokens).split()]
+                text = "".join(w.word for w in cut_repetitions(words)).strip()
+        self.stats.tentative_calls += 1
+        self.stats.tentative_seconds += time.perf_counter() - t0
+        return text
+
+    def _encode(self, audio: np.ndarray, *, crop: bool) -> tuple[Any, int]:
+        """Whisper's encoder output for ``audio`` (on a window cropped to the audio plus
+        1 s, at least 5 s, when ``crop``) and the number of content frames; detects the
+        language on the first call when it is not set."""
+        from faster_whisper.audio import pad_or_trim
+
         features = self.model.feature_extractor(audio)
         content_frames = min(features.shape[-1] - 1, 3000)
-        if not (self.crop_final if final else self.crop_interim):
+        if not crop:
             window = pad_or_trim(features)
         else:  # the buffer plus 1 s of padding, at least 5 s
             window = pad_or_trim(features, min(3000, max(500, content_frames + 100)))
@@ -265,15 +309,44 @@ class WhisperDecoder:
             self.language = lang[2:-2]
             self._tokenizer = self._make_tokenizer(self.language)
             logger.info("detected language %s (p=%.2f)", self.language, prob)
+        return encoder_output, content_frames
+
+    def _prompt_tokens(self, prompt: str, max_new: int, *, without_timestamps: bool, prefix: str = "") -> list[int]:
+        """Whisper's decoder sees 448 positions: vocabulary (at most 100 tokens) and recent
+        text share what the output leaves free; the oldest text goes first."""
         tok = self._tokenizer
-        max_new = min(int(16 + 10 * duration), WHISPER_CONTEXT // 2)  # text plus timestamp tokens
-        # Whisper's decoder sees 448 positions: vocabulary (at most 100 tokens) and recent
-        # text share what the output leaves free; the oldest text goes first.
         vocab = self.vocabulary_prompt()
         previous = (tok.encode(" " + vocab)[:100] if vocab else []) + (tok.encode(" " + prompt.strip()) if prompt.strip() else [])
         previous = previous[-max(0, WHISPER_CONTEXT - max_new - 8) :] if previous else []
+        return list(self.model.get_prompt(tok, previous, without_timestamps=without_timestamps, prefix=prefix or None))
+
+    def _accept(self, result: Any, tokens: list[int], prompt: str) -> bool:
+        """False for a decode to drop: no speech, a known hallucination, a copy of the prompt."""
+        opts = self.options
+        avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(result.sequences_ids[0]) + 1)
+        text = self._tokenizer.decode(tokens).strip()
+        if (result.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold) or not tokens:
+            logger.debug("no speech in this buffer")
+        elif _HALLUCINATIONS.match(text):
+            logger.debug("dropped a known Whisper hallucination")
+        elif prompt and copies_prompt(text, prompt):
+            logger.debug("dropped a decode that repeats its prompt")
+        else:
+            return True
+        return False
+
+    def _decode_window(self, audio: np.ndarray, prompt: str, final: bool) -> list[Word]:
+        from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
+
+        opts = self.options
+        duration = len(audio) / 16000
+        if duration < 0.3:
+            return []
+        encoder_output, content_frames = self._encode(audio, crop=self.crop_final if final else self.crop_interim)
+        tok = self._tokenizer
+        max_new = min(int(16 + 10 * duration), WHISPER_CONTEXT // 2)  # text plus timestamp tokens
         # Timestamp mode: without it Whisper tends to stop after the first sentence.
-        prompt_tokens = self.model.get_prompt(tok, previous, without_timestamps=False)
+        prompt_tokens = self._prompt_tokens(prompt, max_new, without_timestamps=False)
         result = self.model.model.generate(
             encoder_output,
             [prompt_tokens],
@@ -286,18 +359,9 @@ class WhisperDecoder:
             max_initial_timestamp_index=50,  # the first word within 1 s, as faster-whisper
         )[0]
         tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
-        avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(result.sequences_ids[0]) + 1)
         text = tok.decode(tokens).strip()
         words: list[Word] = []
-        if (
-            result.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold
-        ) or not tokens:
-            logger.debug("no speech in this buffer")
-        elif _HALLUCINATIONS.match(text):
-            logger.debug("dropped a known Whisper hallucination")
-        elif prompt and copies_prompt(text, prompt):
-            logger.debug("dropped a decode that repeats its prompt")
-        else:
+        if self._accept(result, tokens, prompt):
             if get_compression_ratio(text) > 2.4:
                 logger.debug("repetitive decode (compression ratio > 2.4)")
             alignment = self.model.find_alignment(tok, [tokens], encoder_output, content_frames)[0]

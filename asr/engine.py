@@ -34,6 +34,7 @@ class AsrConfig:
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     streaming: StreamingOptions = field(default_factory=StreamingOptions)
     vad: VadOptions = field(default_factory=VadOptions)
+    tentative: str = "live"  # the cheap path: "live" (live sources), "on", "off"
 
     @classmethod
     def from_settings(cls, a: Any) -> AsrConfig:
@@ -51,8 +52,9 @@ class AsrConfig:
                 interim_beam_size=a.interim_beam_size,
                 vocabulary=tuple(a.vocabulary),
             ),
-            streaming=StreamingOptions(min_chunk_s=a.min_chunk_s),
+            streaming=StreamingOptions(min_chunk_s=a.min_chunk_s, tentative_every_s=a.tentative_every_s),
             vad=VadOptions(aggressiveness=a.vad_aggressiveness, end_silence_s=a.end_silence_s),
+            tentative=a.tentative,
         )
 
 
@@ -89,10 +91,17 @@ class AsrEngine:
         return WhisperDecoder(self.model, opts)
 
     def transcriber(
-        self, clock: Callable[[], float] | None = None, vocabulary: tuple[str, ...] = ()
+        self, clock: Callable[[], float] | None = None, vocabulary: tuple[str, ...] = (),
+        tentative: bool | None = None,
     ) -> StreamingTranscriber:
+        """A transcriber for one session; ``clock`` is given for live sources (the
+        microphone, a real-time replay), which get the cheap tentative path when the
+        config's ``tentative`` is ``"live"`` (``tentative`` overrides)."""
+        mode = self.config.tentative
+        if tentative is None:
+            tentative = mode == "on" or (mode == "live" and clock is not None)
         return StreamingTranscriber(
-            self.decoder(vocabulary), self.config.streaming, self.config.vad, clock=clock
+            self.decoder(vocabulary), self.config.streaming, self.config.vad, clock=clock, tentative=tentative,
         )
 
     def transcribe_offline(self, audio: np.ndarray, beam_size: int | None = None) -> list[Word]:

@@ -38,10 +38,16 @@ class StreamResult:
     interrupted: bool = False
     error: ScribeError | None = None
     latencies: list[float] = field(default_factory=list)
+    paths: dict[str, dict[str, float]] = field(default_factory=dict)  # decodes and seconds per path
 
     @property
     def rtf(self) -> float:
         return self.processing_s / self.audio_s if self.audio_s > 0 else 0.0
+
+    def path_rtf(self, name: str) -> float:
+        """Decode time of one path (``accurate`` or ``tentative``) per second of audio."""
+        seconds = self.paths.get(name, {}).get("seconds", 0.0)
+        return seconds / self.audio_s if self.audio_s > 0 else 0.0
 
 
 class WallClock:
@@ -111,6 +117,10 @@ def run_stream(
         result.error = getattr(source, "problem", None)
     result.processing_s = process_time
     result.wall_s = wall()
+    for name in ("accurate", "tentative"):
+        stats = getattr(transcriber, name, None)
+        if stats is not None and hasattr(stats, "calls"):
+            result.paths[name] = {"decodes": stats.calls, "seconds": stats.seconds}
     return result
 
 

@@ -1,4 +1,4 @@
-"""Streaming transcription: VAD-gated buffer, re-decoding, LocalAgreement-2 commits.
+"""Streaming transcription in two paths: accurate commits at pauses, cheap tentative text.
 
 The push contract follows ufal/whisper_streaming::
 
@@ -10,14 +10,33 @@ The push contract follows ufal/whisper_streaming::
     for segment in t.finish():           # flushes what is still tentative
         ...
 
-Policy:
+Two paths share one decoder (one worker, so their costs add up and are budgeted):
+
+* **The accurate path** makes the record. When the gate sees an utterance end, the buffer
+  (the utterance plus up to ``max_buffer_s`` of committed audio before it as context) is
+  decoded with the full beam, word alignment and the committed text as prompt, and
+  everything is committed. Only an utterance longer than ``agree_after_s`` is also
+  committed while it goes on, by LocalAgreement-2 over accurate re-decodes every
+  ``min_chunk_s`` (Whisper's window is 30 s).
+* **The tentative path** only feeds the screen. Every ``tentative_every_s`` of new speech
+  the audio since the last committed word (at most ``tentative_window_s``) is decoded
+  greedily, without timestamps and without word alignment, and reported as a
+  :class:`Tentative` that replaces the previous one. It is skipped when the audio arrived
+  in a burst (the worker was behind), and its cadence stretches so that it never uses
+  more than ``tentative_budget`` of the audio time. With ``tentative_every_s = 0`` (or
+  ``tentative=False``) there is no cheap path and every utterance gets the accurate
+  re-decodes, as before the split (issue #2's policy).
+
+Measured on ``king.mp3`` (benchmarks/README.md): the accurate path alone is within a
+few words of offline decoding, and the cheap path costs about 0.1 s per call.
+
+Details:
 
 * The VAD gate marks speech. Silence is not decoded; a silence longer than
   ``context_gap_s`` empties the buffer, so only a short pause between two utterances
   stays in it.
-* Inside an utterance the buffer is re-decoded each time ``min_chunk_s`` of new speech
-  arrived; LocalAgreement-2 commits the longest common prefix of two consecutive
-  hypotheses, the rest is shown as tentative.
+* LocalAgreement-2 (long utterances, or without the cheap path) commits the longest
+  common prefix of two consecutive re-decodes; the rest is shown as tentative.
 * When the gate sees the utterance end (a pause of ``VadOptions.end_silence_s``), the
   buffer is decoded once more with the full beam and everything is committed. Short
   phrases therefore commit right after the speaker pauses.
@@ -33,13 +52,14 @@ Policy:
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from asr.agreement import LocalAgreement
+from asr.agreement import LocalAgreement, normalize_word
 from asr.decoder import Decoder
 from asr.types import SAMPLE_RATE, AudioChunk, Segment, Tentative, Transcript, Word, words_text
 from asr.vad import GateEvent, VadGate, VadOptions
@@ -59,8 +79,9 @@ class StreamingOptions:
         first_chunk_s: speech (s) an utterance needs before its first interim decode
             (very short buffers give unreliable hypotheses).
         agree_after_s: an utterance shorter than this is committed only when it ends
-            (with the full-beam decode); its interim decodes only update the tentative
-            text. Longer utterances also commit by agreement while they go on.
+            (with the full-beam decode); longer ones also commit by agreement while they
+            go on. With the cheap path on, shorter utterances get no accurate re-decodes
+            at all; without it their re-decodes only update the tentative text.
         stale_s: if an interim decode finds no words in the last ``stale_s`` seconds
             of what the gate called speech, the utterance is ended there (0: never).
         interim_context_s: interim decodes start this long before the first
@@ -75,11 +96,30 @@ class StreamingOptions:
         rescue_min_probability: a rescue decode whose mean word probability is lower is
             discarded (VAD "speech" that is noise yields low-confidence junk).
         use_vad: gate the audio with webrtcvad (off: every sample counts as speech).
+        tentative_every_s: new speech (s) between two decodes of the cheap path
+            (0: no cheap path).
+        tentative_window_s: the cheap path decodes at most this much of the latest audio.
+        tentative_context_s: the cheap path also decodes up to this much committed audio
+            before the new speech, with its committed text forced as the output's start
+            (Whisper is steadier with context; the context is not shown again).
+        tentative_stale_s: when the tentative text ends in the same words while this much more
+            audio arrived, the words have ended although the gate still hears sound
+            (applause, a fan, a rustle): the utterance is committed there (0: never).
+        pause_commit_after_s: with the cheap path, an utterance of at least this much
+            speech is committed at a short pause inside it (the gate's ``pause``, a
+            comma or a breath) instead of waiting for its end (0: only at its end).
+        pause_lookahead_s: that commit waits for this much audio after the pause, so
+            Whisper hears how the sentence goes on; only the words before the pause are
+            committed.
+        tentative_budget: the cheap path waits at least its last decode's cost divided
+            by this before the next one (its share of the audio time stays below it).
+        tentative_max_lag_s: when more audio than this arrived since the last call (the
+            worker was behind), one tentative decode is skipped.
     """
 
     min_chunk_s: float = 2.0
     first_chunk_s: float = 3.0
-    agree_after_s: float = 0.0
+    agree_after_s: float = 12.0
     stale_s: float = 0.0
     interim_context_s: float | None = None
     max_buffer_s: float = 15.0
@@ -89,6 +129,22 @@ class StreamingOptions:
     rescue_min_s: float = 0.6
     rescue_min_probability: float = 0.5
     use_vad: bool = True
+    tentative_every_s: float = 1.0
+    tentative_window_s: float = 10.0
+    tentative_context_s: float = 3.0
+    tentative_stale_s: float = 2.0
+    pause_commit_after_s: float = 2.0
+    pause_lookahead_s: float = 1.0
+    tentative_budget: float = 0.25
+    tentative_max_lag_s: float = 2.0
+
+
+@dataclass(slots=True)
+class PathStats:
+    """Decodes and their compute time (s) for one path."""
+
+    calls: int = 0
+    seconds: float = 0.0
 
 
 class StreamingTranscriber:
@@ -101,9 +157,11 @@ class StreamingTranscriber:
         vad_options: VadOptions | None = None,
         clock: Callable[[], float] | None = None,
         gate: VadGate | None = None,
+        tentative: bool = True,
     ) -> None:
         self.decoder = decoder
         self.options = options or StreamingOptions()
+        self.cheap_path = tentative and self.options.tentative_every_s > 0
         self.vad_options = gate.options if gate is not None else vad_options or VadOptions()
         if gate is None and self.options.use_vad:
             gate = VadGate(self.vad_options)
@@ -125,10 +183,20 @@ class StreamingTranscriber:
         self._heard: list[list[float]] = []  # VAD speech [start, end] in the buffer
         self._next_id = 0
         self.decodes = 0
+        self.accurate = PathStats()
+        self.tentative = PathStats()
+        self._since_tentative = 0.0  # speech since the last tentative text
+        self._tentative_wait = self.options.tentative_every_s
+        self._arrived_s = 0.0  # audio inserted since the last process_iter
+        self._last_tentative: tuple[tuple[str, ...], float] = ((), 0.0)  # its words and audio end
+        self._noise_from: float | None = None  # sound without words since (the cheap path found none)
+        self._pause: float | None = None  # a pause inside the utterance, to commit through
+        self._skipped = False
 
     # -- push side -------------------------------------------------------------------
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:
         self.audio_end = max(self.audio_end, chunk.end)
+        self._arrived_s += chunk.duration
         if self.gate is None:
             self._queue.append(GateEvent("speech", chunk.start, chunk))
         else:
@@ -142,22 +210,35 @@ class StreamingTranscriber:
     def process_iter(self) -> list[Event]:
         """Consume queued audio; decode if an utterance ended or enough speech is new."""
         events: list[Event] = []
+        opts = self.options
         while self._queue:
             ev = self._queue.popleft()
             if ev.kind == "end":
                 events.extend(self._finalize_utterance())
+            elif ev.kind == "pause":
+                if (self.cheap_path and opts.pause_commit_after_s and self._pause is None
+                        and self._utterance_s >= opts.pause_commit_after_s):
+                    self._pause = ev.time - self.vad_options.pause_s  # where the words stopped
+            if self._pause is not None and self._buf_start + self.buffer_seconds >= self._pause + opts.pause_lookahead_s:
+                events.extend(self._commit_through(self._pause))
             elif ev.chunk is not None:
                 if ev.kind == "speech":
                     self._speech(ev.chunk)
                 else:
                     self._silence(ev.chunk)
-        opts = self.options
+        arrived, self._arrived_s = self._arrived_s, 0.0
         if (
             self._new_speech_s >= opts.min_chunk_s
-            and self._utterance_s >= opts.first_chunk_s
+            and self._utterance_s >= max(opts.first_chunk_s, opts.agree_after_s if self.cheap_path else 0.0)
             and len(self._buf)
         ):
             events.extend(self._interim())
+        elif self.cheap_path and self._since_tentative >= self._tentative_wait and len(self._buf):
+            if arrived > opts.tentative_max_lag_s and not self._skipped:
+                self._skipped = True  # behind: catch up first, show the newest audio next time
+            else:
+                self._skipped = False
+                events.extend(self._tentative())
         return events
 
     def finish(self) -> list[Segment]:
@@ -195,6 +276,7 @@ class StreamingTranscriber:
                 spans.append([chunk.start, chunk.end])
         self._new_speech_s += chunk.duration
         self._utterance_s += chunk.duration
+        self._since_tentative += chunk.duration
         self._silence_s = 0.0
         self._pending_final = True
 
@@ -254,10 +336,57 @@ class StreamingTranscriber:
         if not final and self.options.interim_context_s is not None:
             origin = max(origin, self.agreement.last_committed_end - self.options.interim_context_s)
         audio = self._buf[int(round((origin - self._buf_start) * SAMPLE_RATE)) :]
+        t0 = time.perf_counter()
         words = self.decoder.decode(audio, prompt=self._prompt(origin), final=final, speech=self._speech_in(origin))
-        self.decodes += 1
+        self._count(self.accurate, t0)
         self._new_speech_s = 0.0
         return [w.shifted(origin) for w in words]
+
+    def _count(self, path: PathStats, t0: float) -> float:
+        cost = time.perf_counter() - t0
+        path.calls += 1
+        path.seconds += cost
+        self.decodes += 1
+        return cost
+
+    def _tentative(self) -> list[Event]:
+        """The cheap path: a greedy text-only decode of the audio since the last committed
+        word (at most ``tentative_window_s``), for the screen."""
+        opts = self.options
+        end = self._buf_start + self.buffer_seconds
+        origin = max(self._buf_start, self.agreement.last_committed_end, end - opts.tentative_window_s)
+        self._since_tentative = 0.0
+        if end - origin < 0.5:
+            return []
+        # committed words just before the new speech, still in the buffer: context
+        context = [w for w in self.agreement.committed
+                   if w.start >= max(self._buf_start, origin - opts.tentative_context_s) and w.end <= origin + 0.01]
+        begin = context[0].start if context and opts.tentative_context_s > 0 else origin
+        prefix = words_text([w for w in context if w.start >= begin]) if begin < origin else ""
+        audio = self._buf[int(round((begin - self._buf_start) * SAMPLE_RATE)) :]
+        t0 = time.perf_counter()
+        text = self.decoder.decode_tentative(audio, prompt=self._prompt(begin), prefix=prefix)
+        cost = self._count(self.tentative, t0)
+        if opts.tentative_budget > 0:
+            self._tentative_wait = max(opts.tentative_every_s, cost / opts.tentative_budget)
+        events: list[Event] = [Tentative(text, origin, end, self._clock())]
+        key = tuple(k for k in (normalize_word(w) for w in text.split()) if k)[-3:]  # its last words
+        same, since = self._last_tentative
+        if key and key == same and opts.tentative_stale_s > 0 and end - since >= opts.tentative_stale_s:
+            logger.debug("no new words in %.1f s of sound: the utterance ends here", end - since)
+            events.extend(self._finalize_utterance(keep_noise=True))
+            if self._noise_from is None:  # until the gate hears a pause, more words here are suspect
+                self._noise_from = self.agreement.last_committed_end
+        elif key != same:
+            self._last_tentative = (key, end)
+        return events
+
+    def _tentative_of_agreement(self) -> Tentative:
+        words = self.agreement.tentative
+        end = self._buf_start + self.buffer_seconds
+        start = words[0].start if words else min(end, self.agreement.last_committed_end)
+        self._since_tentative = 0.0
+        return Tentative(words_text(words), start, end, self._clock())
 
     def _interim(self) -> list[Event]:
         hypothesis = self._decode(final=False)
@@ -277,7 +406,7 @@ class StreamingTranscriber:
         elif self.buffer_seconds > self.options.max_buffer_s:
             self._trim()
         events.extend(self._flush_rescued())
-        events.append(Tentative(tuple(self.agreement.tentative)))
+        events.append(self._tentative_of_agreement())
         last = max([self.agreement.last_committed_end, *(w.end for w in hypothesis)])
         if self.options.stale_s and self._buf_start + self.buffer_seconds - last > self.options.stale_s:
             # the gate still hears "speech" but Whisper finds no words in it (applause,
@@ -285,8 +414,36 @@ class StreamingTranscriber:
             events.extend(self._finalize_utterance())
         return events
 
-    def _finalize_utterance(self) -> list[Event]:
+    def _commit_through(self, until: float) -> list[Event]:
+        """Commit the words of the utterance before a pause inside it (decoded with the
+        whole buffer, the audio after the pause included); the rest stays open."""
+        self._pause = None
+        if not self._pending_final or len(self._buf) == 0:
+            return []
+        hypothesis = self._decode(final=True)
+        words = self.agreement.commit_all([w for w in hypothesis if w.end <= until + 0.15])
+        self.agreement.observe(hypothesis)
+        events: list[Event] = []
+        if words:
+            events.append(self._emit(words))
+        self._utterance_s = max(0.0, self._buf_start + self.buffer_seconds - until)
+        self._since_tentative = self._utterance_s
+        self._last_tentative = ((), 0.0)
+        if self.buffer_seconds > self.options.max_buffer_s:
+            self._trim()
+        events.extend(self._flush_rescued())
+        if self.agreement.tentative:  # the accurate decode's words after the pause: show them now
+            events.append(self._tentative_of_agreement())
+        return events
+
+    def _finalize_utterance(self, keep_noise: bool = False) -> list[Event]:
+        self._pause = None
         self._utterance_s = 0.0
+        self._since_tentative = 0.0
+        self._last_tentative = ((), 0.0)
+        noise_from = self._noise_from
+        if not keep_noise:
+            self._noise_from = None
         if not self._pending_final or len(self._buf) == 0:
             return []
         self._pending_final = False
@@ -294,15 +451,32 @@ class StreamingTranscriber:
             words = self.agreement.commit_all(self._decode(final=True))
         else:  # the last decode already saw the whole utterance
             words = self.agreement.commit_all()
+        if noise_from is not None:
+            words = self._drop_guesses(words, noise_from)
         events: list[Event] = []
+        self._rescue(self._buf_start + self.buffer_seconds)
+        words = sorted([*words, *self._rescued], key=lambda w: w.start)  # one segment, in time order
+        self._rescued = []
         if words:
             events.append(self._emit(words))
-        self._rescue(self._buf_start + self.buffer_seconds)
         if self.buffer_seconds > self.options.max_buffer_s:
             self._trim()
         events.extend(self._flush_rescued())
-        events.append(Tentative(()))
+        end = self._buf_start + self.buffer_seconds
+        events.append(Tentative("", end, end, self._clock()))
         return events
+
+    def _drop_guesses(self, words: list[Word], noise_from: float) -> list[Word]:
+        """Words in sound where the cheap path found no words (applause, a rustle) must be
+        confident (mean probability ``rescue_min_probability``): Whisper guesses short
+        phrases ("Ja.", "Hva?") in noise."""
+        noise = [w for w in words if w.start >= noise_from - 0.3]
+        if not noise or sum(w.probability for w in noise) / len(noise) >= self.options.rescue_min_probability:
+            return words
+        logger.debug("dropped %d unsure words decoded in sound without speech", len(noise))
+        drop = {id(w) for w in noise}
+        self.agreement.committed = [w for w in self.agreement.committed if id(w) not in drop]
+        return [w for w in words if id(w) not in drop]
 
     def _rescue(self, until: float) -> None:
         """Decode speech the gate heard but no committed word covers, before its audio
@@ -323,11 +497,12 @@ class StreamingTranscriber:
         for lo, hi in _uncovered(spans, covered, self._buf_start, until, self.options.rescue_min_s):
             lo, hi = max(self._buf_start, lo - 0.3), min(self._buf_start + self.buffer_seconds, hi + 0.3)
             i, j = (int(round((t - self._buf_start) * SAMPLE_RATE)) for t in (lo, hi))
+            t0 = time.perf_counter()
             found = [
                 w.shifted(lo)
                 for w in self.decoder.decode(self._buf[i:j], prompt=self._prompt(), final=True, speech=self._speech_in(lo))
             ]
-            self.decodes += 1
+            self._count(self.accurate, t0)
             if found and sum(w.probability for w in found) / len(found) < self.options.rescue_min_probability:
                 found = []  # a second chance must be a confident one (noise gives junk)
             logger.debug("rescue decode of %.2f s of uncovered speech: %d words", hi - lo, len(found))

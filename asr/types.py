@@ -88,13 +88,24 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Tentative:
-    """The current not-yet-agreed hypothesis after the committed text; may change."""
+    """The current hypothesis after the committed text, for the screen only: it replaces
+    the previous one and never enters the record. It covers the audio from ``start`` to
+    ``end`` (session seconds; ``end`` is how far the hypothesis reaches) and was made at
+    ``emitted_at`` (session clock). An empty text clears the tail."""
 
-    words: tuple[Word, ...]
+    text: str
+    start: float = 0.0
+    end: float = 0.0
+    emitted_at: float = 0.0
 
-    @property
-    def text(self) -> str:
-        return words_text(self.words)
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "type": "tentative",
+            "text": self.text,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "emitted_at": round(self.emitted_at, 3),
+        }
 
 
 @dataclass(slots=True)

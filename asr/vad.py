@@ -8,7 +8,9 @@ WebRTC's VAD and emits :class:`GateEvent` values in time order:
 * ``silence`` events carry the audio between utterances (and clicks shorter than
   ``min_utterance_s``); the caller decides how much of it to keep (a pre-roll before
   the next onset, a short gap as context) and drops the rest;
-* ``end`` events say that an utterance ended (``end_silence_s`` of non-speech).
+* ``end`` events say that an utterance ended (``end_silence_s`` of non-speech);
+* ``pause`` events say that a shorter pause (``pause_s``) fell inside an utterance that
+  goes on (a comma, a breath): the transcriber may commit there.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class VadOptions:
         end_silence_s: seconds of non-speech that end an utterance.
         pre_roll_s: audio a caller keeps before the detected onset.
         min_utterance_s: utterances shorter than this (clicks, coughs) count as silence.
+        pause_s: non-speech inside an utterance this long is reported as a ``pause``
+            (0: never).
     """
 
     aggressiveness: int = 2
@@ -48,6 +52,7 @@ class VadOptions:
     end_silence_s: float = 0.5
     pre_roll_s: float = 0.3
     min_utterance_s: float = 0.25
+    pause_s: float = 0.21
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
@@ -152,6 +157,11 @@ class VadGate:
             self._maybe_confirm(events)
         if self._silent_frames * FRAME_S >= opts.end_silence_s - 1e-9:
             self._close(t + FRAME_S, events)
+        elif (
+            self._confirmed and 0 < opts.pause_s < opts.end_silence_s
+            and self._silent_frames == round(opts.pause_s / FRAME_S)
+        ):
+            events.append(GateEvent("pause", t + FRAME_S))
 
     def _maybe_confirm(self, events: list[GateEvent]) -> None:
         voiced = sum(s for _, _, s in self._held) * FRAME_S

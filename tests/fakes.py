@@ -63,6 +63,16 @@ class ScriptedDecoder:
                 break
         return out
 
+    def decode_tentative(self, audio: np.ndarray, *, prompt: str, prefix: str = "") -> str:
+        """The scripted words heard so far in the buffer (a word still being spoken too),
+        after the ``prefix`` words (which Whisper is forced to start with)."""
+        t0 = float(audio[0]) * 1000.0
+        t1 = t0 + len(audio) / SAMPLE_RATE
+        self.calls.append({"start": t0, "end": t1, "prompt": prompt, "final": False, "tentative": True,
+                           "prefix": prefix})
+        heard = [w.word for w in self.words if w.start >= t0 - 1e-3 and w.start < t1]
+        return "".join(heard[len(prefix.split()):]).strip()
+
 
 class FakeInputStream:
     def __init__(self, sd: FakeSoundDevice, **kwargs: Any) -> None:
@@ -249,7 +259,7 @@ class ScriptedTranscriber:
             out.append(self._segment(self._next))
             self._next += 1
         if self._next < len(self.script):
-            out.append(Tentative((Word(" " + self.script[self._next][0].split()[0], 0, 0, 0.5),)))
+            out.append(Tentative(self.script[self._next][0].split()[0]))
         return out
 
     def finish(self) -> list[Any]:

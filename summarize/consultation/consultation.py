@@ -76,6 +76,8 @@ class Consultation:
         tracker = getattr(scribe, "speaker_tracker", None)
         self.speakers: Any = tracker(template) if tracker is not None and source is not None and speakers else None
         self._relabels = 0
+        self.term_corrections = 0  # misheard drug names and terms corrected (a count, no words)
+        self._corrector: Any = None
         self._emit_to = on_event or (lambda ev: None)
         self._progress = on_progress
         self._stop = threading.Event()
@@ -175,14 +177,15 @@ class Consultation:
         def on_asr(ev: Any) -> None:
             if isinstance(ev, Segment):
                 if ev.text.strip():
-                    self.add_segment(ev)
+                    self.add_segment(self._correct_terms(ev))
             elif isinstance(ev, SpeakersChanged):
                 self._set_speakers(ev.labels, by_clinician=False)
             elif not self._ended:
                 with self._lock:
                     if self.session.state in (State.RECORDING, State.PAUSED, State.DRAFTING):
                         self.session.set_tentative(ev.text)
-                self._emit(Tentative(ev.text))
+                self._emit(Tentative(ev.text, getattr(ev, "start", 0.0), getattr(ev, "end", 0.0),
+                                     getattr(ev, "emitted_at", 0.0)))
 
         error = ""
         try:
@@ -225,6 +228,21 @@ class Consultation:
                 self.note.update(self.session.utterances(), self.session.restored)
             reason = next((d.reason for d in filtered.dropped if d.id == segment.id), "")
         self._emit(Committed(segment, reason))
+
+    def _correct_terms(self, segment: Any) -> Any:
+        """A committed segment with misheard drug names and template terms corrected
+        (``[asr] correct_terms``; see :mod:`summarize.grounding.asr_correction`)."""
+        settings = getattr(self.scribe, "settings", None)
+        if settings is None or not getattr(settings.asr, "correct_terms", True):
+            return segment
+        if self._corrector is None:
+            from summarize.grounding.asr_correction import TermCorrector
+
+            vocabulary = (*(getattr(self.template, "vocabulary", ()) or ()), *settings.asr.vocabulary)
+            self._corrector = TermCorrector(vocabulary)
+        corrected, changes = self._corrector.correct_segment(segment)
+        self.term_corrections += len(changes)
+        return corrected
 
     def add_utterances(self, utterances: Sequence[Utterance]) -> None:
         """A transcript that came as text (a file, a benchmark): its utterances, in order,

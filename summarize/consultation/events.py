@@ -26,9 +26,18 @@ class Committed:
 
 @dataclass(frozen=True, slots=True)
 class Tentative:
-    """The greyed tail after the committed text; replaced by the next one, never recorded."""
+    """The greyed tail after the committed text; replaced by the next one, never recorded.
+    It covers the audio from ``start`` to ``end`` and was made at ``emitted_at`` (session
+    seconds, as :class:`asr.types.Tentative`)."""
 
     text: str
+    start: float = 0.0
+    end: float = 0.0
+    emitted_at: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": "tentative", "text": self.text, "start": round(self.start, 3),
+                "end": round(self.end, 3), "emitted_at": round(self.emitted_at, 3)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,7 @@ def test_agree_after_holds_commits_of_short_utterances_until_they_end() -> None:
     assert len(segs) == 1 and segs[0].emitted_at >= 6.5  # one segment, at the pause
     assert committed_text(events) == [w.word.strip() for w in words]
     # the interim decodes still showed the words as tentative while they were spoken
-    assert any(isinstance(e, Tentative) and e.words for e in events)
+    assert any(isinstance(e, Tentative) and e.text for e in events)
 
 
 def test_stale_speech_ends_the_utterance_early() -> None:
@@ -180,7 +180,8 @@ def test_stale_speech_ends_the_utterance_early() -> None:
     gate = ScheduledGate([(0.5, 12.0)], VadOptions(end_silence_s=0.5))
     first_commit = {}
     for stale in (0.0, 2.0):  # no agreement commits: only the pause or staleness commit
-        t = StreamingTranscriber(ScriptedDecoder(words), StreamingOptions(stale_s=stale, agree_after_s=60), gate=gate)
+        t = StreamingTranscriber(ScriptedDecoder(words), StreamingOptions(stale_s=stale, agree_after_s=60, tentative_every_s=0),
+                                gate=gate)
         audio = ramp_audio(14.0)
         for i in range(0, len(audio), 1600):
             t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
@@ -191,3 +192,133 @@ def test_stale_speech_ends_the_utterance_early() -> None:
     assert first_commit[0.0] >= 12.0  # held back until the gate heard the pause
     assert first_commit[2.0] < 8.0  # not held until the noise ends
     assert [w.word.strip() for w in t.transcript.words] == "takk for at dere kom".split()
+
+
+# -- the two paths (issue #20) ------------------------------------------------------------
+def test_short_utterances_get_only_cheap_tentatives_and_one_accurate_decode() -> None:
+    utts = [(0.5, "pasienten har hatt hodepine i tre uker nå"), (5.0, "og den er verst om morgenen")]
+    t, decoder, words, events, _ = run(utts, 9.5)
+    accurate = [c for c in decoder.calls if not c.get("tentative")]
+    cheap = [c for c in decoder.calls if c.get("tentative")]
+    assert [c["final"] for c in accurate] == [True, True]  # one decode per utterance, at its end
+    assert len(cheap) >= 4  # about one per second of speech
+    assert committed_text(events) == [w.word.strip() for w in words]
+    shown = [e for e in events if isinstance(e, Tentative) and e.text]
+    # each tentative says which audio it covers and when it was made (audio clock here)
+    assert all(e.start < e.end <= e.emitted_at + 1e-6 for e in shown)
+    assert any(e.text.startswith("pasienten har") for e in shown)
+    assert t.tentative.calls == len(cheap) and t.accurate.calls == len(accurate)
+    assert t.tentative.seconds >= 0.0 and t.accurate.seconds >= 0.0
+
+
+def test_tentative_text_never_enters_the_transcript() -> None:
+    t, _, _, events, _ = run([(0.5, "kneet hovnet opp med en gang etter kampen")], 5.0)
+    assert "~" not in t.transcript.text
+    last = [e for e in events if isinstance(e, Tentative)][-1]
+    assert last.text == ""  # cleared by the commit
+
+
+def test_tentative_after_a_commit_is_given_the_committed_words_as_context() -> None:
+    utts = [(0.5, "blodtrykket var høyt"), (2.6, "så vi økte dosen av amlodipin")]
+    _, decoder, _, events, _ = run(utts, 7.0)
+    later = [c for c in decoder.calls if c.get("tentative") and c["start"] < 2.6 < c["end"]]
+    assert later and later[-1]["prefix"] == "blodtrykket var høyt"
+    shown = [e.text for e in events if isinstance(e, Tentative) and e.text]
+    assert not any(s.startswith("blodtrykket") for s in shown[-2:])  # the context is not shown again
+
+
+def test_without_the_cheap_path_no_tentative_decodes_are_made() -> None:
+    words, speech = script([(0.5, "hei og velkommen til kontroll i dag")])
+    decoder = ScriptedDecoder(words)
+    t = StreamingTranscriber(decoder, StreamingOptions(), gate=ScheduledGate(speech), tentative=False)
+    audio = ramp_audio(5.0)
+    for i in range(0, len(audio), 1600):
+        t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
+        t.process_iter()
+    t.finish()
+    assert decoder.calls and not any(c.get("tentative") for c in decoder.calls)
+    assert t.transcript.text == "hei og velkommen til kontroll i dag"
+
+
+def test_a_burst_of_audio_skips_one_tentative_decode() -> None:
+    words, speech = script([(0.5, " ".join(f"ord{i}" for i in range(12)))])
+    decoder = ScriptedDecoder(words)
+    t = StreamingTranscriber(decoder, StreamingOptions(), gate=ScheduledGate(speech))
+    audio = ramp_audio(6.0)
+    t.insert_audio_chunk(AudioChunk(audio[: 3 * 16000], 0.0))  # 3 s at once: the worker was behind
+    assert not [e for e in t.process_iter() if isinstance(e, Tentative)]
+    t.insert_audio_chunk(AudioChunk(audio[3 * 16000 : 3 * 16000 + 1600], 3.0))
+    shown = [e for e in t.process_iter() if isinstance(e, Tentative)]
+    assert shown and shown[0].end >= 3.09  # the newest audio, at once
+
+
+class SlowDecoder(ScriptedDecoder):
+    def decode_tentative(self, audio, *, prompt: str, prefix: str = "") -> str:
+        import time
+
+        time.sleep(0.03)
+        return super().decode_tentative(audio, prompt=prompt, prefix=prefix)
+
+
+@pytest.mark.parametrize("budget", [0.25, 0.005])
+def test_the_cheap_path_stays_within_its_budget(budget: float) -> None:
+    words, speech = script([(0.5, " ".join(f"ord{i}" for i in range(25)))])  # 10 s of speech
+    decoder = SlowDecoder(words)
+    opts = StreamingOptions(tentative_budget=budget, agree_after_s=60)
+    t = StreamingTranscriber(decoder, opts, gate=ScheduledGate(speech))
+    audio = ramp_audio(12.0)
+    for i in range(0, len(audio), 1600):
+        t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
+        t.process_iter()
+    t.finish()
+    if budget == 0.25:
+        assert t.tentative.calls >= 8  # 0.03 s per call is far within budget: once a second
+    else:
+        # 0.03 s at 0.5 % of the audio time: at most one decode per 6 s of audio
+        assert t.tentative.calls <= 2
+        assert t.tentative.seconds / 12.0 <= budget + 0.03 / 12.0
+
+
+def test_sound_without_new_words_ends_the_utterance_early() -> None:
+    """Applause after the last word: the gate still hears 'speech', the tentative text
+    stops growing, so the words are committed without waiting for the pause."""
+    words, _ = script([(0.5, "takk for at dere kom i dag")])  # words end at 3.3 s
+    gate = ScheduledGate([(0.5, 14.0)], VadOptions(end_silence_s=0.5))
+    t = StreamingTranscriber(ScriptedDecoder(words), StreamingOptions(agree_after_s=60), gate=gate)
+    audio = ramp_audio(16.0)
+    first = None
+    for i in range(0, len(audio), 1600):
+        t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
+        for e in t.process_iter():
+            if isinstance(e, Segment) and first is None:
+                first = e
+    t.finish()
+    assert first is not None and first.emitted_at < 6.5
+    assert t.transcript.text == "takk for at dere kom i dag"
+
+
+def test_thirty_minutes_of_speech_keep_the_state_bounded() -> None:
+    """Nothing in the transcriber grows with the length of the consultation except the
+    committed transcript itself."""
+    utts, t0 = [], 0.5
+    while t0 < 30 * 60 - 10:
+        utts.append((t0, " ".join(f"w{int(t0)}x{i}" for i in range(8))))  # 3.2 s utterances
+        t0 += 4.5
+    words, speech = script(utts)
+    decoder = ScriptedDecoder(words)
+    t = StreamingTranscriber(decoder, StreamingOptions(), gate=ScheduledGate(speech))
+    step = 16000
+    peak = {"buffer": 0.0, "committed": 0, "spans": 0, "heard": 0, "pre_roll": 0}
+    for i in range(0, 30 * 60 * 16000, step):
+        t.insert_audio_chunk(AudioChunk(ramp_audio(1.0, i / 16000), i / 16000))
+        t.process_iter()
+        peak["buffer"] = max(peak["buffer"], t.buffer_seconds)
+        peak["committed"] = max(peak["committed"], len(t.agreement.committed))
+        peak["spans"] = max(peak["spans"], len(t._spans))
+        peak["heard"] = max(peak["heard"], len(t._heard))
+        peak["pre_roll"] = max(peak["pre_roll"], len(t._pre_roll))
+    t.finish()
+    assert len(t.transcript.words) == len(words)
+    assert peak["buffer"] <= StreamingOptions().hard_max_buffer_s + 1.0
+    assert peak["committed"] <= 80 and peak["spans"] <= 10 and peak["heard"] <= 10 and peak["pre_roll"] <= 20
+    assert len(t._prompt()) <= StreamingOptions().prompt_chars

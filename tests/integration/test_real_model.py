@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_king_speech_streams_with_reasonable_accuracy(engine, king_mp3: Path, king_txt: Path) -> None:
     result = run_stream(FileSource(king_mp3), engine.transcriber)
     rates = error_rates(king_txt.read_text(encoding="utf-8"), result.transcript.text)
-    # Whisper base offline reaches 38 % here; the benchmark compares the two precisely
+    # Whisper base offline reaches 38-41 % here; the benchmark compares the two precisely
     assert rates.wer < 0.65, rates
     assert rates.cer < 0.35, rates
     segs = result.transcript.segments
@@ -38,14 +38,18 @@ def _consultations(d: Path) -> list[Path]:
 
 
 @pytest.mark.timeout(2400)
-def test_every_turn_of_every_consultation_is_covered(engine, consultations_dir: Path) -> None:
-    """No speech is dropped after silence gaps: each turn overlaps a committed segment."""
+@pytest.mark.parametrize("tentative", [False, True], ids=["accurate-path-only", "two-paths-as-live"])
+def test_every_turn_of_every_consultation_is_covered(engine, consultations_dir: Path, tentative: bool) -> None:
+    """No speech is dropped after silence gaps: each turn overlaps a committed segment,
+    also with the cheap path on (its pause and no-new-words commits), as when live."""
     files = _consultations(consultations_dir)
     assert len(files) >= 3
     uncovered: list[str] = []
     for flac in files:
         turns = json.loads(flac.with_suffix("").with_suffix(".turns.json").read_text())
-        result = run_stream(FileSource(flac), engine.transcriber)
+        result = run_stream(FileSource(flac), lambda clock: engine.transcriber(clock, tentative=tentative))
+        if tentative:
+            assert result.paths["tentative"]["decodes"] > 0
         assert result.error is None
         assert result.audio_s == pytest.approx(turns[-1]["end"], abs=2.0)  # ran to the end
         spans = [(w.start, w.end) for s in result.transcript.segments for w in s.words]
