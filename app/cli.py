@@ -426,8 +426,8 @@ def _draft_and_print(args: argparse.Namespace, scribe: Any, template: Any, sink:
     }
     models = {"asr": getattr(scribe.asr, "model_id", None), "llm": getattr(scribe.llm, "model_id", None)}
     if args.json:
-        print(json.dumps({**note_json(result, models, timing), "speakers": consultation.speaker_summary()},
-                         ensure_ascii=False))
+        print(json.dumps({**note_json(result, models, timing), "speakers": consultation.speaker_summary(),
+                          "term_corrections": consultation.term_corrections}, ensure_ascii=False))
     else:
         print(note_text(result, template), flush=True)
         print(

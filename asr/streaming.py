@@ -24,8 +24,9 @@ Two paths share one decoder (one worker, so their costs add up and are budgeted)
   :class:`Tentative` that replaces the previous one. It is skipped when the audio arrived
   in a burst (the worker was behind), and its cadence stretches so that it never uses
   more than ``tentative_budget`` of the audio time. With ``tentative_every_s = 0`` (or
-  ``tentative=False``) there is no cheap path and every utterance gets the accurate
-  re-decodes, as before the split (issue #2's policy).
+  ``tentative=False``, e.g. a file read at once) there is no cheap path: utterances are
+  committed at their ends (LocalAgreement only beyond ``agree_after_s``; with
+  ``agree_after_s = 0`` every utterance gets re-decodes, issue #2's single path).
 
 Measured on ``king.mp3`` (benchmarks/README.md): the accurate path alone is within a
 few words of offline decoding, and the cheap path costs about 0.1 s per call.
@@ -51,6 +52,7 @@ Details:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import deque
@@ -219,13 +221,13 @@ class StreamingTranscriber:
                 if (self.cheap_path and opts.pause_commit_after_s and self._pause is None
                         and self._utterance_s >= opts.pause_commit_after_s):
                     self._pause = ev.time - self.vad_options.pause_s  # where the words stopped
-            if self._pause is not None and self._buf_start + self.buffer_seconds >= self._pause + opts.pause_lookahead_s:
-                events.extend(self._commit_through(self._pause))
             elif ev.chunk is not None:
                 if ev.kind == "speech":
                     self._speech(ev.chunk)
                 else:
                     self._silence(ev.chunk)
+            if self._pause is not None and self._buf_start + self.buffer_seconds >= self._pause + opts.pause_lookahead_s:
+                events.extend(self._commit_through(self._pause))
         arrived, self._arrived_s = self._arrived_s, 0.0
         if (
             self._new_speech_s >= opts.min_chunk_s
@@ -259,6 +261,10 @@ class StreamingTranscriber:
         self._drop_buffer()
         self.agreement = LocalAgreement()
         self.transcript.clear()
+        self._pause = self._noise_from = None
+        self._last_tentative = ((), 0.0)
+        self._pending_final = False
+        self._utterance_s = self._since_tentative = 0.0
 
     # -- buffer ----------------------------------------------------------------------
     def _speech(self, chunk: AudioChunk) -> None:
@@ -375,8 +381,8 @@ class StreamingTranscriber:
         if key and key == same and opts.tentative_stale_s > 0 and end - since >= opts.tentative_stale_s:
             logger.debug("no new words in %.1f s of sound: the utterance ends here", end - since)
             events.extend(self._finalize_utterance(keep_noise=True))
-            if self._noise_from is None:  # until the gate hears a pause, more words here are suspect
-                self._noise_from = self.agreement.last_committed_end
+            # until the gate hears a pause, a few words decoded in this sound must be confident
+            self._noise_from = self.agreement.last_committed_end
         elif key != same:
             self._last_tentative = (key, end)
         return events
@@ -421,13 +427,13 @@ class StreamingTranscriber:
         if not self._pending_final or len(self._buf) == 0:
             return []
         hypothesis = self._decode(final=True)
-        words = self.agreement.commit_all([w for w in hypothesis if w.end <= until + 0.15])
+        words = self.agreement.commit_all(list(itertools.takewhile(lambda w: w.end <= until + 0.15, hypothesis)))
         self.agreement.observe(hypothesis)
         events: list[Event] = []
         if words:
             events.append(self._emit(words))
         self._utterance_s = max(0.0, self._buf_start + self.buffer_seconds - until)
-        self._since_tentative = self._utterance_s
+        self._since_tentative = 0.0  # the accurate decode's rest is shown below, no cheap decode now
         self._last_tentative = ((), 0.0)
         if self.buffer_seconds > self.options.max_buffer_s:
             self._trim()
@@ -467,11 +473,13 @@ class StreamingTranscriber:
         return events
 
     def _drop_guesses(self, words: list[Word], noise_from: float) -> list[Word]:
-        """Words in sound where the cheap path found no words (applause, a rustle) must be
-        confident (mean probability ``rescue_min_probability``): Whisper guesses short
-        phrases ("Ja.", "Hva?") in noise."""
+        """A few words (at most four) in sound where the cheap path found no words
+        (applause, a rustle) must be confident (mean probability
+        ``rescue_min_probability``): Whisper guesses short phrases ("Ja.", "Hva?") in
+        noise. Longer speech is always kept."""
         noise = [w for w in words if w.start >= noise_from - 0.3]
-        if not noise or sum(w.probability for w in noise) / len(noise) >= self.options.rescue_min_probability:
+        if (not noise or len(noise) > 4
+                or sum(w.probability for w in noise) / len(noise) >= self.options.rescue_min_probability):
             return words
         logger.debug("dropped %d unsure words decoded in sound without speech", len(noise))
         drop = {id(w) for w in noise}

@@ -1,8 +1,8 @@
 """Benchmark the installed models on this machine (issue #6, item 2).
 
 ASR, for each model × device × compute type (:func:`asr_plan`): load time, streaming RTF
-on a fixed clip — the real :class:`asr.streaming.StreamingTranscriber` fed chunk by chunk
-as fast as possible, exactly as ``benchmarks/asr_stream.py --fast`` (RTF = time spent in
+on a fixed clip — the real :class:`asr.streaming.StreamingTranscriber` with both its paths
+(accurate and tentative, as when live) fed chunk by chunk as fast as possible, exactly as ``benchmarks/asr_stream.py --fast`` (RTF = time spent in
 the transcriber / audio time; a fast replay re-decodes at least as often as a live one,
 so it does not flatter a slow machine) — WER/CER when the clip's reference text is known
 and the whole recording was used, peak RSS (process, and the part the model added) and
@@ -326,7 +326,8 @@ def bench_asr(
             row["label"] = f"{engine.model_id} {engine.device}/{engine.compute_type}"
             bar = _bar(f"ASR {row['label']}", round(clip.duration_s, 1), "s")
             try:
-                result = run_stream(ArraySource(clip.audio), engine.transcriber,
+                # both paths, as when live (the cheap tentative path costs time too)
+                result = run_stream(ArraySource(clip.audio), lambda clock: engine.transcriber(clock, tentative=True),
                                     on_progress=lambda pos: bar.update(round(pos, 1) - bar.n))
             finally:
                 bar.close()

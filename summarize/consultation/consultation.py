@@ -232,13 +232,13 @@ class Consultation:
     def _correct_terms(self, segment: Any) -> Any:
         """A committed segment with misheard drug names and template terms corrected
         (``[asr] correct_terms``; see :mod:`summarize.grounding.asr_correction`)."""
-        settings = getattr(self.scribe, "settings", None)
-        if settings is None or not getattr(settings.asr, "correct_terms", True):
+        asr_settings = getattr(getattr(self.scribe, "settings", None), "asr", None)
+        if not getattr(asr_settings, "correct_terms", True):
             return segment
         if self._corrector is None:
             from summarize.grounding.asr_correction import TermCorrector
 
-            vocabulary = (*(getattr(self.template, "vocabulary", ()) or ()), *settings.asr.vocabulary)
+            vocabulary = (*(getattr(self.template, "vocabulary", ()) or ()), *getattr(asr_settings, "vocabulary", ()))
             self._corrector = TermCorrector(vocabulary)
         corrected, changes = self._corrector.correct_segment(segment)
         self.term_corrections += len(changes)
@@ -515,6 +515,7 @@ class Consultation:
             if callable(wipe):
                 wipe()
         self._transcriber = None
+        self._corrector = None
 
     @property
     def is_empty(self) -> bool:

@@ -54,8 +54,8 @@ class NorwegianWords:
                 continue
         self.available = bool(self._maps)
 
-    @lru_cache(maxsize=4096)  # noqa: B019 (one instance per process, see norwegian_words)
     def __contains__(self, word: object) -> bool:
+        # no cache: the words looked up are a patient's (unsure words of a transcript)
         if not isinstance(word, str) or not word:
             return False
         for form in {word, word.lower(), word[:1].upper() + word[1:].lower()}:
@@ -99,7 +99,6 @@ class TermCorrector:
         self.max_probability = max_probability
         # the term's own spelling (vocabulary keeps its capitals: "Lachman", "Fragmin")
         self.spelling = {v.strip().lower(): v.strip() for v in vocabulary if v.strip() and " " not in v.strip()}
-        self._memo: dict[str, str | None] = {}
 
     def _limit(self) -> float:
         return self.max_probability if self.dictionary.available else self.max_probability / 2
@@ -111,11 +110,9 @@ class TermCorrector:
             return None
         if self.index.exact(low) is not None:
             return None  # already a drug name (inflected or compound)
-        if low in self.dictionary:
-            return None  # a real Norwegian word
-        name = self.index.fuzzy(low, self._memo)
-        if name is None:
-            return None
+        name = self.index.fuzzy(low)
+        if name is None or low in self.dictionary:
+            return None  # nothing sounds like it, or it is a real Norwegian word
         target = _phon(name)
         whole = _edit_distance(_phon(low), target, 4)
         for suffix in _INFLECTIONS:  # keep the inflection Whisper heard ("metforminnen")

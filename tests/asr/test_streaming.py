@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from asr.streaming import StreamingOptions, StreamingTranscriber
@@ -322,3 +323,24 @@ def test_thirty_minutes_of_speech_keep_the_state_bounded() -> None:
     assert peak["buffer"] <= StreamingOptions().hard_max_buffer_s + 1.0
     assert peak["committed"] <= 80 and peak["spans"] <= 10 and peak["heard"] <= 10 and peak["pre_roll"] <= 20
     assert len(t._prompt()) <= StreamingOptions().prompt_chars
+
+
+def test_a_pause_inside_an_utterance_commits_its_words_without_losing_audio() -> None:
+    """A 0.3 s pause (a comma) after 2.4 s of speech: the words before it are committed a
+    second later, with every sample of the audio kept in the buffer (none zero-filled)."""
+    utts = [(0.5, "hun har brukt metformin i to år"), (3.6, "og tåler det godt nå")]  # pause 3.3-3.6 s
+    words, speech = script(utts)
+    decoder = ScriptedDecoder(words)
+    gate = ScheduledGate(speech, VadOptions(end_silence_s=0.5, pause_s=0.21))
+    t = StreamingTranscriber(decoder, StreamingOptions(pause_commit_after_s=2.0, pause_lookahead_s=1.0), gate=gate)
+    audio = ramp_audio(8.0)
+    segments = []
+    for i in range(0, len(audio), 1600):
+        t.insert_audio_chunk(AudioChunk(audio[i : i + 1600], i / 16000))
+        segments += [e for e in t.process_iter() if isinstance(e, Segment)]
+        if t.buffer_seconds:
+            np.testing.assert_allclose(t._buf, ramp_audio(t.buffer_seconds, t._buf_start), atol=1e-6)
+    segments += t.finish()
+    assert segments[0].text == "hun har brukt metformin i to år"
+    assert 4.3 <= segments[0].emitted_at < 5.0  # at the pause plus one second, not at the end
+    assert " ".join(s.text for s in segments) == "hun har brukt metformin i to år og tåler det godt nå"

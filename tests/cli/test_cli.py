@@ -84,6 +84,28 @@ def test_json_lines_and_summary(env: dict[str, str], clip_wav: Path, tmp_path: P
     assert not [s for s in shingles if s in err]
 
 
+def test_tentative_lines_with_json(env: dict[str, str], clip_wav: Path) -> None:
+    """--tentative: the cheap path's hypotheses as their own lines, never in the segments."""
+    p = scribe(env, "transcribe", str(clip_wav), "--json", "--tentative")
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    tentative = [r for r in rows if r["type"] == "tentative"]
+    segments = [r for r in rows if r["type"] == "segment"]
+    summary = rows[-1]
+    assert summary["type"] == "summary" and segments and len(tentative) >= 5
+    for t in tentative:
+        assert set(t) == {"type", "text", "start", "end", "emitted_at"}
+        assert t["start"] <= t["end"] <= t["emitted_at"] + 1e-6 <= 16.1  # audio clock for a file
+    shown = [t for t in tentative if t["text"]]
+    assert shown and any("afghanistan" in t["text"].lower() for t in shown)
+    # a tentative line comes before the segment that commits its audio
+    first_commit = rows.index(segments[0])
+    assert any(rows.index(t) < first_commit for t in shown)
+    paths = summary["paths"]
+    assert paths["tentative"]["decodes"] >= len(tentative) // 2 and paths["tentative"]["rtf"] > 0
+    assert paths["accurate"]["decodes"] >= 1 and summary["term_corrections"] >= 0
+
+
 def test_realtime_text_output(env: dict[str, str], king_audio: np.ndarray, tmp_path: Path) -> None:
     path = tmp_path / "short.wav"
     sf.write(path, king_audio[SAMPLE_RATE * 8 : SAMPLE_RATE * 14], SAMPLE_RATE)

@@ -83,3 +83,28 @@ def test_long_vocabulary_and_prompt_fit_whisper_context(engine, king_audio: np.n
     decoder = WhisperDecoder(engine.model, DecodeOptions(vocabulary=vocabulary))
     words = decoder.decode(king_audio[: 25 * 16000], prompt="ord " * 100, final=True)
     assert words and all(0 <= w.start <= w.end <= 25.0 for w in words)
+
+
+def test_vocabulary_prompt_is_faster_whisper_hotwords(engine) -> None:
+    """The template's vocabulary goes where faster-whisper's ``hotwords`` go (after
+    <|startofprev|>, before the recent text): the same tokens, so switching to hotwords
+    would change nothing (issue #20 asked to measure it)."""
+    vocab = ("metformin", "amlodipin", "Lachman")
+    decoder = WhisperDecoder(engine.model, DecodeOptions(vocabulary=vocab))
+    for recent in ("", "pasienten bruker"):
+        ours = decoder._prompt_tokens(recent, 100, without_timestamps=False)
+        previous = decoder._tokenizer.encode(" " + recent) if recent else []
+        theirs = engine.model.get_prompt(decoder._tokenizer, previous, without_timestamps=False,
+                                         hotwords=", ".join(vocab) + ".")
+        assert ours == list(theirs)
+
+
+def test_tentative_decode_is_cheap_text_after_the_forced_context(engine, king_audio: np.ndarray) -> None:
+    decoder = WhisperDecoder(engine.model, DecodeOptions())
+    audio = king_audio[8 * SAMPLE_RATE : 16 * SAMPLE_RATE]
+    words = decoder.decode(audio[: 3 * SAMPLE_RATE], prompt="", final=True)
+    context = "".join(w.word for w in words).strip()
+    text = decoder.decode_tentative(audio, prompt="", prefix=context)
+    assert text and "afghanistan" in (context + " " + text).lower()
+    assert not text.lower().startswith(context.lower()[:12])  # the forced context is not returned
+    assert decoder.stats.tentative_calls == 1 and decoder.stats.tentative_seconds > 0

@@ -225,3 +225,32 @@ def test_two_consultations_on_threads_keep_their_own_state(tmp_path: Path) -> No
     a.discard()
     assert a.is_empty and not b.is_empty and b.utterances()  # ending one leaves the other alone
     b.discard()
+
+
+class UnsureAsr(FakeAsr):
+    """Whisper was unsure of a drug name it did not know."""
+
+    def transcriber(self, clock: Any = None, vocabulary: tuple[str, ...] = ()) -> ScriptedTranscriber:
+        t = ScriptedTranscriber([("Hun bruker amlodipien fem milligram.", 1.0)], unsure=("amlodipien",))
+        self.made.append(t)
+        return t
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_misheard_drug_name_is_corrected_before_it_is_shown(tmp_path: Path, enabled: bool) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl", b"k" * 32)
+    settings = SimpleNamespace(app=SimpleNamespace(sink="clipboard"), audit=SimpleNamespace(open=lambda: audit),
+                               asr=SimpleNamespace(correct_terms=enabled, vocabulary=[]))
+    scribe = Scribe(settings, asr=UnsureAsr(), llm=FakeLlm(_answer))
+    events: list[Any] = []
+    c = scribe.consultation(note_template(), ArraySource(2.0), on_event=events.append)
+    c.start()
+    assert c.wait_recorded(30)
+    shown = [e.segment for e in events if isinstance(e, Committed)]
+    expected = "amlodipin" if enabled else "amlodipien"
+    assert shown[0].text == f"Hun bruker {expected} fem milligram."
+    assert c.segments[0].text == shown[0].text  # the record holds what was shown
+    assert c.term_corrections == (1 if enabled else 0)
+    word = next(w for w in shown[0].words if expected in w.word)
+    assert word.probability < 0.5  # still unsure: the draft highlights it for the clinician
+    c.end()
