@@ -2,7 +2,8 @@
 
 ASR, for each model × device × compute type (:func:`asr_plan`): load time, streaming RTF
 on a fixed clip — the real :class:`asr.streaming.StreamingTranscriber` with both its paths
-(accurate and tentative, as when live) fed chunk by chunk as fast as possible, exactly as ``benchmarks/asr_stream.py --fast`` (RTF = time spent in
+(accurate and tentative, as when live) fed chunk by chunk as fast as possible, as
+``benchmarks/asr_stream.py --fast`` (RTF = time spent in
 the transcriber / audio time; a fast replay re-decodes at least as often as a live one,
 so it does not flatter a slow machine) — WER/CER when the clip's reference text is known
 and the whole recording was used, peak RSS (process, and the part the model added) and
@@ -22,6 +23,7 @@ Nothing here writes to disk; no transcript or note text is kept in the results.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import logging
@@ -327,7 +329,8 @@ def bench_asr(
             bar = _bar(f"ASR {row['label']}", round(clip.duration_s, 1), "s")
             try:
                 # both paths, as when live (the cheap tentative path costs time too)
-                result = run_stream(ArraySource(clip.audio), lambda clock: engine.transcriber(clock, tentative=True),
+                live = functools.partial(engine.transcriber, tentative=True)
+                result = run_stream(ArraySource(clip.audio), live,
                                     on_progress=lambda pos: bar.update(round(pos, 1) - bar.n))
             finally:
                 bar.close()
