@@ -274,3 +274,15 @@ class ScriptedTranscriber:
     def wipe(self) -> None:
         self.samples.clear()
         self.transcript.clear()
+
+
+KING_COUNTRIES = ("afg", "pakist", "sverig", "somali", "syri", "polen")
+"""Stems of the countries named 8-17 s into ``king.mp3`` ("Afghanistan, Pakistan og Polen,
+Sverige, Somalia og Syria"): Whisper base spells a name differently from one schedule of
+decodes to the next ("Afgarnistan", "Poren", "Sydia"), so tests count stems, not one word."""
+
+
+def countries_heard(text: str) -> int:
+    """How many of :data:`KING_COUNTRIES` a transcript of ``king.mp3`` names."""
+    words = text.lower().replace(",", " ").replace(".", " ").split()
+    return sum(any(w.startswith(stem) for w in words) for stem in KING_COUNTRIES)

@@ -14,6 +14,7 @@ import soundfile as sf
 
 from asr.evaluation import normalize_text
 from asr.types import SAMPLE_RATE
+from tests.fakes import countries_heard
 
 
 def fresh_env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
@@ -97,7 +98,7 @@ def test_tentative_lines_with_json(env: dict[str, str], clip_wav: Path) -> None:
         assert set(t) == {"type", "text", "start", "end", "emitted_at"}
         assert t["start"] <= t["end"] <= t["emitted_at"] + 1e-6 <= 16.1  # audio clock for a file
     shown = [t for t in tentative if t["text"]]
-    assert shown and any("afghanistan" in t["text"].lower() for t in shown)
+    assert shown and max(countries_heard(t["text"]) for t in shown) >= 2
     # a tentative line comes before the segment that commits its audio
     first_commit = rows.index(segments[0])
     assert any(rows.index(t) < first_commit for t in shown)
@@ -111,7 +112,7 @@ def test_realtime_text_output(env: dict[str, str], king_audio: np.ndarray, tmp_p
     sf.write(path, king_audio[SAMPLE_RATE * 8 : SAMPLE_RATE * 14], SAMPLE_RATE)
     p = scribe(env, "transcribe", str(path), "--realtime")
     assert p.returncode == 0, p.stderr
-    assert "afghanistan" in p.stdout.lower()
+    assert countries_heard(p.stdout) >= 2
     assert p.stdout.startswith("[00:0")
     assert "RTF" in p.stderr
 
@@ -162,7 +163,7 @@ def test_truncated_audio_prints_what_was_decoded_then_fails(env, tmp_path: Path,
     cut.write_bytes(data[: len(data) * 3 // 4])
     p = scribe(env, "transcribe", str(cut))
     assert_one_line_error(p, 2, "truncated")
-    assert "afghanistan" in p.stdout.lower()  # the decodable part was transcribed
+    assert countries_heard(p.stdout) >= 1  # the decodable part (12 s) was transcribed
 
 
 def test_no_input_device(env) -> None:

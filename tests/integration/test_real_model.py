@@ -14,7 +14,7 @@ from asr.evaluation import error_rates
 from asr.pipeline import run_stream
 from asr.sources import FileSource, SoundDeviceSource
 from asr.types import SAMPLE_RATE
-from tests.fakes import FakeSoundDevice, to_native
+from tests.fakes import FakeSoundDevice, countries_heard, to_native
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_microphone_path_with_injected_device_module(engine, king_audio: np.ndar
     assert result.clock == "wall"
     text = result.transcript.text.lower()
     assert len(text.split()) >= 15
-    assert "afghanistan" in text
+    assert countries_heard(text) >= 2
 
 
 def test_long_vocabulary_and_prompt_fit_whisper_context(engine, king_audio: np.ndarray) -> None:
@@ -105,6 +105,6 @@ def test_tentative_decode_is_cheap_text_after_the_forced_context(engine, king_au
     words = decoder.decode(audio[: 3 * SAMPLE_RATE], prompt="", final=True)
     context = "".join(w.word for w in words).strip()
     text = decoder.decode_tentative(audio, prompt="", prefix=context)
-    assert text and "afghanistan" in (context + " " + text).lower()
+    assert text and countries_heard(context + " " + text) >= 2
     assert not text.lower().startswith(context.lower()[:12])  # the forced context is not returned
     assert decoder.stats.tentative_calls == 1 and decoder.stats.tentative_seconds > 0
