@@ -80,6 +80,19 @@ def cut_repetitions(words: list[Word], max_ngram: int = 8) -> list[Word]:
     return out
 
 
+def _without_repeated_prefix(words: list[Word], prefix: str) -> list[Word]:
+    """Whisper sometimes starts again with the forced prefix's words after the prefix:
+    drop a start of ``words`` that repeats the prefix (at least its last two words)."""
+    from asr.agreement import normalize_word
+
+    ctx = [k for k in (normalize_word(w) for w in prefix.split()) if k]
+    keys = [normalize_word(w.word) for w in words]
+    for n in range(min(len(ctx), len(keys)), 1, -1):
+        if keys[:n] == ctx[:n] or keys[:n] == ctx[-n:]:
+            return words[n:]
+    return words
+
+
 Spans = list[tuple[float, float]]
 
 
@@ -286,7 +299,8 @@ class WhisperDecoder:
             tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
             if self._accept(result, tokens, prompt):
                 words = [Word(" " + w, 0.0, 0.0, 1.0) for w in tok.decode(tokens).split()]
-                text = "".join(w.word for w in cut_repetitions(words)).strip()
+                words = _without_repeated_prefix(cut_repetitions(words), prefix)
+                text = "".join(w.word for w in words).strip()
         self.stats.tentative_calls += 1
         self.stats.tentative_seconds += time.perf_counter() - t0
         return text

@@ -15,9 +15,12 @@ Two paths share one decoder (one worker, so their costs add up and are budgeted)
 * **The accurate path** makes the record. When the gate sees an utterance end, the buffer
   (the utterance plus up to ``max_buffer_s`` of committed audio before it as context) is
   decoded with the full beam, word alignment and the committed text as prompt, and
-  everything is committed. Only an utterance longer than ``agree_after_s`` is also
-  committed while it goes on, by LocalAgreement-2 over accurate re-decodes every
-  ``min_chunk_s`` (Whisper's window is 30 s).
+  everything is committed. Optionally (``pause_commit_after_s``, off by default: the
+  coverage test lost a turn with it) also at a short pause inside a long utterance. Only
+  an utterance longer than ``agree_after_s`` is also committed while it goes on, by
+  LocalAgreement-2 over accurate re-decodes every ``min_chunk_s`` (Whisper's window is 30 s).
+  When the tentative text stops growing for ``tentative_stale_s`` of sound, the utterance is
+  committed there.
 * **The tentative path** only feeds the screen. Every ``tentative_every_s`` of new speech
   the audio since the last committed word (at most ``tentative_window_s``) is decoded
   greedily, without timestamps and without word alignment, and reported as a
@@ -109,10 +112,14 @@ class StreamingOptions:
             (applause, a fan, a rustle): the utterance is committed there (0: never).
         pause_commit_after_s: with the cheap path, an utterance of at least this much
             speech is committed at a short pause inside it (the gate's ``pause``, a
-            comma or a breath) instead of waiting for its end (0: only at its end).
+            comma or a breath) instead of waiting for its end (0, the default: only at its
+            end; with 2.0 the display latency fell but a synthesized consultation lost a turn).
         pause_lookahead_s: that commit waits for this much audio after the pause, so
             Whisper hears how the sentence goes on; only the words before the pause are
             committed.
+        drop_noise_guesses: after a no-new-words commit, drop up to four unsure words decoded
+            in that sound (Whisper's "Ja." in applause); off: the coverage test lost a short
+            turn of a synthesized consultation to it.
         tentative_budget: the cheap path waits at least its last decode's cost divided
             by this before the next one (its share of the audio time stays below it).
         tentative_max_lag_s: when more audio than this arrived since the last call (the
@@ -134,9 +141,10 @@ class StreamingOptions:
     tentative_every_s: float = 1.0
     tentative_window_s: float = 10.0
     tentative_context_s: float = 3.0
-    tentative_stale_s: float = 2.0
-    pause_commit_after_s: float = 2.0
+    tentative_stale_s: float = 0.0
+    pause_commit_after_s: float = 0.0
     pause_lookahead_s: float = 1.0
+    drop_noise_guesses: bool = False
     tentative_budget: float = 0.25
     tentative_max_lag_s: float = 2.0
 
@@ -457,7 +465,7 @@ class StreamingTranscriber:
             words = self.agreement.commit_all(self._decode(final=True))
         else:  # the last decode already saw the whole utterance
             words = self.agreement.commit_all()
-        if noise_from is not None:
+        if noise_from is not None and self.options.drop_noise_guesses:
             words = self._drop_guesses(words, noise_from)
         events: list[Event] = []
         self._rescue(self._buf_start + self.buffer_seconds)

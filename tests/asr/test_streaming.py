@@ -285,7 +285,7 @@ def test_sound_without_new_words_ends_the_utterance_early() -> None:
     stops growing, so the words are committed without waiting for the pause."""
     words, _ = script([(0.5, "takk for at dere kom i dag")])  # words end at 3.3 s
     gate = ScheduledGate([(0.5, 14.0)], VadOptions(end_silence_s=0.5))
-    t = StreamingTranscriber(ScriptedDecoder(words), StreamingOptions(agree_after_s=60), gate=gate)
+    t = StreamingTranscriber(ScriptedDecoder(words), StreamingOptions(agree_after_s=60, tentative_stale_s=2.0), gate=gate)
     audio = ramp_audio(16.0)
     first = None
     for i in range(0, len(audio), 1600):

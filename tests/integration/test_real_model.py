@@ -37,8 +37,17 @@ def _consultations(d: Path) -> list[Path]:
     return sorted(d.glob("*.flac"))
 
 
+TWO_PATHS_LOSE_A_TURN = pytest.mark.xfail(
+    strict=True,
+    reason="issue #20, open: with the cheap path on (as live), allmenn-luftveisinfeksjon turn 15 "
+    "(117.9-121.0 s) is missing from the record; the cause is not yet found (not the pause or "
+    "no-new-words commits, which are off)",
+)
+
+
 @pytest.mark.timeout(2400)
-@pytest.mark.parametrize("tentative", [False, True], ids=["accurate-path-only", "two-paths-as-live"])
+@pytest.mark.parametrize("tentative", [False, pytest.param(True, marks=TWO_PATHS_LOSE_A_TURN)],
+                         ids=["accurate-path-only", "two-paths-as-live"])
 def test_every_turn_of_every_consultation_is_covered(engine, consultations_dir: Path, tentative: bool) -> None:
     """No speech is dropped after silence gaps: each turn overlaps a committed segment,
     also with the cheap path on (its pause and no-new-words commits), as when live."""
