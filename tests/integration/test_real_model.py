@@ -38,7 +38,7 @@ def _consultations(d: Path) -> list[Path]:
 
 
 TWO_PATHS_LOSE_A_TURN = pytest.mark.xfail(
-    strict=True,
+    strict=False,  # Whisper's int8 numerics differ by CPU: on another machine the turn may be heard
     reason="issue #20, open: with the cheap path on (as live), allmenn-luftveisinfeksjon turn 15 "
     "(117.9-121.0 s) is missing from the record; the cause is not yet found (not the pause or "
     "no-new-words commits, which are off)",
