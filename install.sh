@@ -40,6 +40,12 @@ LIBS
 # llama-cpp-python (the LLM engine) is built from source once: a C++ compiler and CMake.
 command -v c++ >/dev/null || need="$need g++"
 command -v cmake >/dev/null || need="$need cmake"
+# The tests drive the phone client in Debian's Chromium (never a downloaded browser) and trust
+# their test CA through an NSS database made with certutil (libnss3-tools).
+if [ -n "$extras" ]; then
+  command -v chromium >/dev/null || need="$need chromium"
+  command -v certutil >/dev/null || need="$need libnss3-tools"
+fi
 step() { echo "[$1/5] $2"; }
 t_start=$(date +%s)
 if [ -n "$need" ]; then

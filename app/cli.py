@@ -123,6 +123,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from app.cli_voice import add_voice_parser
 
     add_voice_parser(sub)
+    from app.cli_edge import add_edge_parser
+
+    add_edge_parser(sub)
     return parser
 
 
@@ -454,6 +457,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "audit": lambda args: __import__("app.cli_audit", fromlist=["cmd_audit"]).cmd_audit(args),
     "bench": lambda args: __import__("app.cli_bench", fromlist=["cmd_bench"]).cmd_bench(args),
     "voice": lambda args: __import__("app.cli_voice", fromlist=["cmd_voice"]).cmd_voice(args),
+    "edge": lambda args: __import__("app.cli_edge", fromlist=["cmd_edge"]).cmd_edge(args),
 }
 
 
@@ -466,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     from summarize.consultation.privacy import disable_core_dumps
 
     disable_core_dumps()  # a crash must not write the session's memory to disk
-    if args.command in ("transcribe", "note", "demo", "app", "bench", "models"):
+    if args.command in ("transcribe", "note", "demo", "app", "bench", "models", "edge"):
         # CTranslate2's native library is loaded before Qt, torch or matplotlib: a late first
         # import after them crashed once (an import-order clash of native runtimes)
         import ctranslate2  # noqa: F401

@@ -70,6 +70,24 @@ class AsrSettings(BaseModel):
     vocabulary: list[str] = Field(
         default_factory=list, description="words to bias recognition (drug names)"
     )
+    engine: Literal["local", "openai"] = Field(
+        "local",
+        description="local (Whisper on this machine) or openai (an OpenAI-compatible "
+        "/v1/audio/transcriptions server, e.g. the department's GPU pool; no local model is loaded)",
+    )
+    api_base: str = Field(
+        "",
+        description="openai engine: server base URL including the API prefix, e.g. http://gpu-pool:8000/v1 "
+        "(POSTs go to {api_base}/audio/transcriptions)",
+    )
+    api_model: str = Field("whisper-1", description="openai engine: the model name the server knows")
+    api_key_env: str = Field(
+        "SCRIBE_ASR_API_KEY",
+        description="openai engine: environment variable holding the server's API key (sent as a Bearer token)",
+    )
+    api_timeout_s: float = Field(
+        60.0, gt=0, le=600, description="openai engine: longest wait (s) for the transcription of one utterance"
+    )
 
     @field_validator("language")
     @classmethod
@@ -221,6 +239,44 @@ class SpeakerSettings(BaseModel):
         return Path(self.voice_profile).expanduser() if self.voice_profile else default_path()
 
 
+class EdgeSettings(BaseModel):
+    """The mobile edge server (``scribe edge serve``): phones record, this machine transcribes and drafts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="0.0.0.0", description="address to listen on")
+    port: int = Field(default=8443, ge=1, le=65535, description="HTTPS port")
+    cert: str = Field(default="", description="TLS certificate chain (PEM) from the hospital CA")
+    key: str = Field(default="", description="its private key (PEM)")
+    public_url: str = Field(
+        default="", description="https://HOST:PORT the phones reach (in the pairing QR code); empty = the host's name and port")
+    max_consultations: int = Field(
+        default=2, ge=1, le=500, description="live consultations at once; more are refused as busy (measured: benchmarks/edge_load.py)")
+    max_backlog_s: float = Field(
+        default=4.0, gt=0, le=120, description="refuse new consultations while a live one's audio waits longer than this for Whisper")
+    shift_h: float = Field(default=12.0, gt=0, le=24, description="hours a paired phone stays paired")
+    pair_ttl_s: int = Field(default=60, ge=10, le=600, description="seconds a pairing code is valid")
+    grace_s: float = Field(default=120.0, ge=5, le=3600, description="a consultation whose phone stays away this long is wiped")
+    max_frame_bytes: int = Field(default=65544, ge=1024, le=1048576, description="largest audio frame (header + PCM16)")
+    control_socket: str = Field(
+        default="", description="the local pairing channel (Unix socket, mode 0600); empty = the user runtime directory's")
+
+    @field_validator("cert", "key", "control_socket", "public_url")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        v = v.strip()
+        if "\0" in v or "\n" in v:
+            raise ValueError("must be on one line")
+        return v
+
+    def socket_path(self) -> Path:
+        if self.control_socket:
+            return Path(self.control_socket).expanduser()
+        from platformdirs import user_runtime_dir
+
+        return Path(user_runtime_dir("ambient-scribe", appauthor=False)) / "edge.sock"
+
+
 def available_sinks() -> list[str]:
     """Sink names a user can choose (:data:`summarize.delivery.registry.SINKS`), clipboard first."""
     from summarize.delivery.registry import SINKS
@@ -269,6 +325,7 @@ class Settings(BaseSettings):
     fhir: FhirConfig = Field(default_factory=FhirConfig)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -538,3 +538,62 @@ class GatedSource:
         wipe = getattr(self.source, "wipe", None)
         if wipe is not None:
             wipe()
+
+
+class PushSource:
+    """Audio pushed in by another thread (a phone's WebSocket on the edge server) as a live
+    :class:`AudioSource`. :meth:`push` takes 16 kHz mono float32 samples in order;
+    :meth:`chunks` yields them to the transcriber and waits while none are there (a phone
+    reconnecting is not a lost device), until :meth:`close`. Everything stays in memory;
+    :attr:`backlog_s` says how much audio waits for the transcriber (admission control)."""
+
+    live = True
+    problem = None
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._queued = 0
+        self.received = 0  # samples pushed in all
+
+    @property
+    def backlog_s(self) -> float:
+        return self._queued / SAMPLE_RATE
+
+    def push(self, samples: np.ndarray) -> None:
+        if self._closed.is_set() or not len(samples):
+            return
+        with self._lock:
+            self._queued += len(samples)
+            self.received += len(samples)
+        self._queue.put(np.asarray(samples, dtype=np.float32))
+
+    def chunks(self) -> Iterator[AudioChunk]:
+        position = 0
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            with self._lock:
+                self._queued -= len(block)
+            yield AudioChunk(block, position / SAMPLE_RATE)
+            position += len(block)
+
+    def close(self) -> None:
+        """No more audio: what was pushed is still transcribed, then :meth:`chunks` ends."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._queue.put(None)
+
+    def wipe(self) -> None:
+        """Drop what was not transcribed yet and end."""
+        self._closed.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            self._queued = 0
+        self._queue.put(None)
