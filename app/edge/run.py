@@ -19,7 +19,7 @@ from typing import Any
 
 from app.edge.control import start_control_server
 from app.edge.pairing import Pairings, check_user, clean_label
-from app.edge.server import _CLOSE, EdgeState, create_app
+from app.edge.server import CLOSE, EdgeState, create_app
 from app.edge.sessions import EdgeSessions
 from asr.errors import ConfigError
 
@@ -71,7 +71,7 @@ def build_state(settings: Any, scribe: Any, *, sink_for: Callable[[str, str], An
     def on_revoke(device_id: str) -> None:
         for listener in list(state.connections.get(device_id, ())):
             listener({"type": "error", "code": "not_paired", "message": "Koblingen til telefonen er trukket tilbake."})
-            listener({_CLOSE: 4401})
+            listener({CLOSE: 4401})
         wiped = sessions.revoke_device(device_id)
         logger.info("device %s revoked (%d consultations wiped)", device_id, wiped)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -35,7 +36,7 @@ MAX_TEXT = 256 * 1024  # a JSON message from the phone (an edited section is the
 ROUTES = {"/", "/pair", "/sw.js", "/v1/pair", "/v1/me", "/v1/templates", "/v1/unpair", "/v1/health", "/v1/capture"}
 CSP = ("default-src 'self'; connect-src 'self' wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-_CLOSE = "__close__"
+CLOSE = "__close__"
 
 
 @dataclass
@@ -231,9 +232,9 @@ class CaptureConnection:
     async def sender(self) -> None:
         while True:
             message = await self.out.get()
-            if _CLOSE in message:
+            if CLOSE in message:
                 with contextlib.suppress(Exception):
-                    await self.ws.close(code=int(message[_CLOSE]))
+                    await self.ws.close(code=int(message[CLOSE]))
                 return
             await self.ws.send_text(json.dumps(message, ensure_ascii=False))
 
@@ -253,7 +254,7 @@ class CaptureConnection:
         except Exception as exc:  # never a crash of the server, never patient text in the log
             logger.warning("capture connection failed: %s", type(exc).__name__)
             self.error("internal", "Intern feil på serveren; koble til igjen.")
-            self.out.put_nowait({_CLOSE: 1011})
+            self.out.put_nowait({CLOSE: 1011})
         finally:
             conns.discard(self.listener)
             if self.session is not None:
@@ -262,7 +263,7 @@ class CaptureConnection:
                 task.cancel()
             if not send_task.done():
                 # let queued messages (an error, a close) go out, briefly, then end the sender
-                self.out.put_nowait({_CLOSE: 1000})
+                self.out.put_nowait({CLOSE: 1000})
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(send_task), timeout=0.5)
                 send_task.cancel()
@@ -275,13 +276,13 @@ class CaptureConnection:
                 message = await asyncio.wait_for(self.ws.receive(), timeout=timeout)
             except TimeoutError:
                 self.error("bad_hello", "Ingen hello-melding kom.")
-                self.out.put_nowait({_CLOSE: 4400})
+                self.out.put_nowait({CLOSE: 4400})
                 return
             if message["type"] == "websocket.disconnect":
                 return
             if not self.state.pairings.alive(self.device.id):
                 self.error("not_paired", "Koblingen til telefonen er trukket tilbake.")
-                self.out.put_nowait({_CLOSE: 4401})
+                self.out.put_nowait({CLOSE: 4401})
                 return
             data, text = message.get("bytes"), message.get("text")
             if data is not None:
@@ -319,6 +320,11 @@ class CaptureConnection:
             if msg.get("rate", 16000) != 16000:
                 raise EdgeError("bad_hello", "Lyden må være 16 kHz mono PCM16.", close=4400)
             session_id = msg.get("session")
+            final = sessions.finished(session_id, self.device) if session_id is not None else None
+            if final is not None:  # it ended while the phone was away: say how, once more
+                self.out.put_nowait(final)
+                self.out.put_nowait({CLOSE: 1000})
+                return False
             if session_id is None:
                 template = msg.get("template")
                 session = await asyncio.to_thread(sessions.new, self.device, template if isinstance(template, str) else None)
@@ -326,12 +332,12 @@ class CaptureConnection:
                 session = sessions.get(session_id, self.device)
         except EdgeError as exc:
             self.error(exc.code, exc.message)
-            self.out.put_nowait({_CLOSE: exc.close or 4400})
+            self.out.put_nowait({CLOSE: exc.close or 4400})
             return False
         self.session = session
         old = session.attach(self.listener)
         if old is not None and old is not self.listener:
-            old({_CLOSE: 4409})  # the phone came back on a new connection: the old one goes
+            old({CLOSE: 4409})  # the phone came back on a new connection: the old one goes
         self.out.put_nowait(session.ready_message())
         if session.draft_message is not None:
             self.out.put_nowait(session.draft_message)
@@ -393,7 +399,7 @@ class CaptureConnection:
             elif kind == "approve":
                 self.spawn(self.approve(session, msg.get("patient")))
             elif kind == "discard":
-                self.state.sessions.end(session, "discarded")
+                self.state.sessions.end(session, "discarded", final={"type": "discarded"})
                 self.out.put_nowait({"type": "discarded"})
             else:
                 raise EdgeError("bad_message", f"Ukjent meldingstype {kind[:30]!r}.")
@@ -424,10 +430,9 @@ class CaptureConnection:
             except Exception as exc:  # SinkConfigError with the reason (check digits, format)
                 raise EdgeError("patient", f"Ugyldig pasient: {str(exc).splitlines()[0][:100]}") from None
             sink = self.state.sink_for(self.device.user, patient.strip())
-            message = await asyncio.to_thread(session.approve, sink)
+            done = functools.partial(self.state.sessions.forget, session)
+            await asyncio.to_thread(session.approve, sink, lambda message: done(final=message))
         except EdgeError as exc:
             self.error(exc.code, exc.message)
             return
-        self.state.sessions.forget(session)
-        self.out.put_nowait(message)
         logger.info("consultation %s delivered", session.id[:4])

@@ -213,9 +213,10 @@ class LiveSession:
             self.draft_message["can_approve"] = message["can_approve"]
         return message
 
-    def approve(self, sink: Any) -> dict[str, Any]:
+    def approve(self, sink: Any, on_delivered: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Approve and deliver (slow: the EPJ; off the event loop). A refused delivery keeps
-        the approved note here for another try."""
+        the approved note here for another try. ``on_delivered`` gets the ``delivered``
+        message before the phone does."""
         from summarize.consultation.session import SessionError
         from summarize.delivery.sinks import SinkError
 
@@ -237,8 +238,12 @@ class LiveSession:
                 self.state = "review"
             raise EdgeError("delivery", f"EPJ tok ikke imot notatet ({str(exc).splitlines()[0][:120]}). "
                                         "Det godkjente notatet er beholdt; prøv igjen.") from None
+        message = {"type": "delivered", "receipt": receipt_dict(receipt)}
+        if on_delivered is not None:
+            on_delivered(message)
+        self.send(message)  # to the phone's current connection (it may have reconnected meanwhile)
         self.end()
-        return {"type": "delivered", "receipt": receipt_dict(receipt)}
+        return message
 
     # -- the end ----------------------------------------------------------------------------
     def end(self, how: str = "discarded") -> None:
@@ -267,6 +272,9 @@ class EdgeSessions:
         self.grace_s = grace_s
         self._clock = clock
         self._sessions: dict[str, LiveSession] = {}
+        # what became of a session that ended (delivered: the receipt, which holds no patient
+        # data; or discarded), for a phone that lost the connection just then: by id, for the grace period
+        self._finished: dict[str, tuple[str, dict[str, Any], float]] = {}
         self._lock = threading.Lock()
         self.refused = 0
 
@@ -303,13 +311,23 @@ class EdgeSessions:
             raise EdgeError("not_yours", "Denne konsultasjonen hører til en annen telefon.", close=4403)
         return session
 
-    def forget(self, session: LiveSession) -> None:
+    def forget(self, session: LiveSession, final: dict[str, Any] | None = None) -> None:
+        """Drop an ended session; ``final`` (its ``delivered`` or ``discarded`` message) is told
+        to its phone if it comes back within the grace period."""
         with self._lock:
             self._sessions.pop(session.id, None)
+            if final is not None:
+                self._finished[session.id] = (session.device_id, final, self._clock())
 
-    def end(self, session: LiveSession, how: str = "discarded") -> None:
+    def finished(self, session_id: Any, device: Any) -> dict[str, Any] | None:
+        """The final message of this device's session that ended (None if there is none)."""
+        with self._lock:
+            entry = self._finished.get(session_id) if isinstance(session_id, str) else None
+        return entry[1] if entry is not None and entry[0] == device.id else None
+
+    def end(self, session: LiveSession, how: str = "discarded", final: dict[str, Any] | None = None) -> None:
         session.end(how)
-        self.forget(session)
+        self.forget(session, final)
 
     def reap(self) -> int:
         """Wipe sessions whose phone stayed away longer than the grace period; how many."""
@@ -317,6 +335,7 @@ class EdgeSessions:
         with self._lock:
             gone = [s for s in self._sessions.values()
                     if s.ended or (s.detached_at is not None and now - s.detached_at > self.grace_s)]
+            self._finished = {k: v for k, v in self._finished.items() if now - v[2] <= self.grace_s}
         for s in gone:
             if not s.ended:
                 logger.info("consultation %s wiped: the phone stayed away longer than %.0f s", s.id[:4], self.grace_s)
@@ -326,6 +345,7 @@ class EdgeSessions:
     def revoke_device(self, device_id: str) -> int:
         with self._lock:
             gone = [s for s in self._sessions.values() if s.device_id == device_id]
+            self._finished = {k: v for k, v in self._finished.items() if v[0] != device_id}
         for s in gone:
             self.end(s)
         return len(gone)
@@ -333,6 +353,7 @@ class EdgeSessions:
     def close(self) -> None:
         with self._lock:
             gone = list(self._sessions.values())
+            self._finished.clear()
         for s in gone:
             self.end(s)
 

@@ -51,7 +51,7 @@ class EdgeClient:
 
     def hello(self, template: str | None = "test", session: str | None = None, resume_from: int = 0) -> dict[str, Any]:
         self.send({"type": "hello", "session": session, "resume_from": resume_from, "rate": 16000, "template": template})
-        return self.expect("ready", "error")
+        return self.expect("ready", "error", "delivered", "discarded")
 
     def audio(self, samples: np.ndarray, offset: int, frame: int = 1600) -> int:
         """Send ``samples`` starting at sample ``offset`` in frames; the offset after them."""

@@ -115,11 +115,19 @@ def test_record_drop_resume_draft_approve_delivers_once(fake_edge: Any, client_f
     user, patient, note = fake_edge.notes[0]
     assert user == "PractitionerRole/lege-1" and patient == PATIENT and "brystet" in note.text
     client.close()
-    # the consultation is gone: wiped, and no second delivery
+    # the consultation is gone (wiped); a phone that lost the connection just then learns it was delivered
     client.connect()
-    gone = client.hello(session=session)
-    assert gone["type"] == "error" and gone["code"] == "unknown_session"
-    assert fake_edge.scribe.asr.made[-1].samples == []  # the transcriber's audio was wiped
+    again = client.hello(session=session)
+    assert again == delivered and len(fake_edge.notes) == 1
+    other = _paired(fake_edge, client_factory, "PractitionerRole/lege-2")
+    other.connect()
+    assert other.hello(session=session)["code"] == "unknown_session"  # and only that phone
+    transcriber = fake_edge.scribe.asr.made[-1]
+    for _ in range(50):  # the wipe runs on a thread of its own once the capture thread ended
+        if not transcriber.samples:
+            break
+        time.sleep(0.1)
+    assert transcriber.samples == [] and transcriber.transcript.segments == []  # the audio and text were wiped
 
 
 def test_discard_wipes_and_delivers_nothing(fake_edge: Any, client_factory: Any) -> None:
