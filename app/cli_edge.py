@@ -128,6 +128,9 @@ def _serve(settings: Any) -> int:
                             control_socket=edge.socket_path(), url=url, on_ready=ready)
     try:
         asyncio.run(server.serve())
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped by hand: after a clean shutdown
+        pass
     finally:
         scribe.close()
+    print("scribe edge: stopped (every consultation wiped, every pairing forgotten)", file=sys.stderr)
     return 0

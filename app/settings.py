@@ -251,9 +251,9 @@ class EdgeSettings(BaseModel):
     public_url: str = Field(
         default="", description="https://HOST:PORT the phones reach (in the pairing QR code); empty = the host's name and port")
     max_consultations: int = Field(
-        default=2, ge=1, le=500, description="live consultations at once; more are refused as busy (measured: benchmarks/edge_load.py)")
+        default=2, ge=1, le=500, description="live consultations at once; more are refused as busy (benchmarks/edge_load.py)")
     max_backlog_s: float = Field(
-        default=4.0, gt=0, le=120, description="refuse new consultations while a live one's audio waits longer than this for Whisper")
+        default=4.0, gt=0, le=120, description="refuse new consultations while a live one's audio waits this long for Whisper")
     shift_h: float = Field(default=12.0, gt=0, le=24, description="hours a paired phone stays paired")
     pair_ttl_s: int = Field(default=60, ge=10, le=600, description="seconds a pairing code is valid")
     grace_s: float = Field(default=120.0, ge=5, le=3600, description="a consultation whose phone stays away this long is wiped")
