@@ -273,6 +273,14 @@ def test_resumed_after_the_drop_and_every_turn_covered_once(run: SimpleNamespace
     assert run.flags_shown >= 1 and run.approve_before is False  # Godkjenn waited for the flags
 
 
+def test_the_live_transcript_streamed_while_recording(run: SimpleNamespace) -> None:
+    kinds = [f.get("type") for f in run.frames]
+    assert kinds.count("tentative") >= 5  # the greyed text, about once a second of speech
+    assert kinds.count("ack") >= run.seconds / 2  # about once a second
+    first_draft = kinds.index("draft")
+    assert kinds.index("segment") < first_draft and kinds.index("tentative") < first_draft
+
+
 def test_the_page_stores_nothing_of_the_consultation(run: SimpleNamespace) -> None:
     storage = run.storage
     assert storage["local"] == 0 and storage["session"] == 0 and storage["idb"] == []
