@@ -193,7 +193,9 @@ def run(tmp_path_factory: pytest.TempPathFactory, tls: SimpleNamespace, fhir_ser
             out.state_texts.append(page.inner_text("[data-testid=connection]"))
             _wait(page, "() => window.scribeState.connection === 'connected'", 30)
             shot("4-resumed")
-            time.sleep(max(0.0, seconds + 4 - (time.monotonic() - t_record)))
+            # the whole clip captured (the fake microphone starts when the page opens it), then Stopp
+            _wait(page, f"() => window.scribeState.capturedSamples >= {int((seconds + 0.5) * SAMPLE_RATE)}", seconds + 60)
+            out.record_to_stop_s = time.monotonic() - t_record
             page.click("[data-testid=record]")  # Stopp
             page.wait_for_selector("[data-testid=draft] [data-testid=section]", timeout=400_000)
             shot("5-draft")
