@@ -170,7 +170,10 @@ class LiveSession:
         t0 = time.perf_counter()
         result = c.draft()
         models = c.scribe.models
-        message = {"type": "draft", **note_json(result, models, {"draft_s": round(time.perf_counter() - t0, 2)})}
+        timing = {"draft_s": result.timing.get("draft_s"), "stop_to_draft_s": round(time.perf_counter() - t0, 3),
+                  "tokens_per_s": result.timing.get("tokens_per_s")}
+        message = {"type": "draft", **note_json(result, models, timing), "speakers": c.speaker_summary(),
+                   "term_corrections": c.term_corrections}  # as `scribe note --json` prints it
         flags = flags_message(c)
         message["flags"] = flags["flags"]
         message["can_approve"] = flags["can_approve"]
