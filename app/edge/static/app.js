@@ -57,6 +57,7 @@
   // ------------------------------------------------------------------ state (memory only)
   const S = {
     phase: 'idle',        // idle | starting | recording | stopping | review | discarding
+    paused: false,        // recording, but the microphone's audio is dropped (in the worklet)
     paired: null,         // null until /v1/me answered
     templateId: null,
     // audio: absolute sample offsets since the start of the consultation
@@ -83,6 +84,7 @@
       get connection() { return S.connection; },   // idle | connecting | connected | reconnecting
       get reconnects() { return S.reconnects; },
       get phase() { return S.phase; },
+      get paused() { return S.paused; },
     }),
   });
 
@@ -97,6 +99,14 @@
     rec.disabled = p === 'starting';
     rec.textContent = p === 'recording' ? 'Stopp' : 'Ta opp';
     rec.classList.toggle('recording', p === 'recording');
+    const paused = p === 'recording' && S.paused;
+    const pause = $('pause');
+    pause.hidden = !S.paired || p !== 'recording';
+    pause.textContent = paused ? 'Fortsett' : 'Pause';
+    pause.setAttribute('aria-pressed', String(paused));
+    pause.classList.toggle('paused', paused);
+    $('paused').hidden = !paused;
+    $('meters').classList.toggle('paused', paused);
     $('start').hidden = !S.paired || p !== 'idle';
     $('template').disabled = p !== 'idle';
     $('meters').hidden = !['recording', 'stopping'].includes(p);
@@ -219,6 +229,9 @@
   }
 
   function sendControl(msg) {
+    if (msg.type === 'pause' || msg.type === 'resume') {  // only the newest of the two needs to go
+      S.outbox = S.outbox.filter((m) => m.type !== 'pause' && m.type !== 'resume');
+    }
     if (msg.type === 'edit_section') {  // only the newest text of a section needs to go
       S.outbox = S.outbox.filter((m) => !(m.type === 'edit_section' && m.section === msg.section));
     }
@@ -306,7 +319,7 @@
       case 'delivered': onDelivered(m.receipt || {}); break;
       case 'discarded': finish('Konsultasjonen er forkastet. Ingenting er lagret.'); break;
       case 'error': onError(m); break;
-      default: break;  // pong, state, and anything newer
+      default: break;  // pong, state (the pause is ours: the worklet drops the audio), anything newer
     }
   }
 
@@ -320,6 +333,10 @@
     S.sentOffset = from;
     setConnection('connected');
     replaceTranscript(m.segments || []);
+    // The pause is the phone's: tell a new connection (the server may have lost or missed it).
+    S.outbox = S.outbox.filter((x) => x.type !== 'pause' && x.type !== 'resume');
+    if (S.phase === 'recording' && S.paused) S.outbox.push({type: 'pause'});
+    else if (S.phase === 'recording' && m.state === 'paused') S.outbox.push({type: 'resume'});
     if (S.phase === 'stopping' && S.stopSent && (m.state === 'recording' || m.state === 'paused')) {
       // The server did not get our stop before the drop: stop again, after the resent audio.
       // (In drafting/review it goes on by itself; in review the draft follows this message.)
@@ -391,7 +408,7 @@
     Object.assign(S, {
       ring: new Int16Array(RING), captured: 0, ackedOffset: 0, sentOffset: 0, seq: 0,
       session: null, outbox: [], reconnects: 0, attempt: 0, overflowed: false, stopSent: false,
-      phase: 'recording',
+      paused: false, phase: 'recording',
     });
     replaceTranscript([]);
     render();
@@ -402,16 +419,35 @@
   function onWorkletMessage(e) {
     const d = e.data;
     if (d.type === 'flushed') { if (S.flushed) S.flushed(); return; }
-    if (d.type !== 'pcm' || !S.ring || !['recording', 'stopping'].includes(S.phase)) return;
+    if (!S.ring || !['recording', 'stopping'].includes(S.phase)) return;
+    if (d.type === 'level') {  // paused: the worklet drops the audio and reports only the level
+      $('level').value = Math.max(-60, Math.min(0, d.db));
+      return;
+    }
+    if (d.type !== 'pcm') return;
+    // Every chunk goes in, also while paused: the worklet posts no audio of the pause, and a
+    // chunk still on its way was recorded before it.
     writeRing(new Int16Array(d.pcm));
     $('level').value = Math.max(-60, Math.min(0, d.db));
     updateStatus();
     pump();
   }
 
+  function togglePause() {
+    if (S.phase !== 'recording') return;
+    S.paused = !S.paused;
+    const type = S.paused ? 'pause' : 'resume';
+    if (S.node) S.node.port.postMessage({type});  // the worklet drops the audio from here on
+    sendControl({type});
+    render();
+  }
+
   async function stopRecording() {
     if (S.phase !== 'recording') return;
     S.phase = 'stopping';
+    // Stopp while paused: the worklet stays paused, so its flush sends only what came in before
+    // the pause; the server takes stop in the paused state too.
+    S.paused = false;
     if (S.media) S.media.getTracks().forEach((t) => t.stop());  // the microphone is free at once
     render();
     if (S.node) {  // the last < 100 ms and the filter's tail
@@ -655,12 +691,21 @@
     sendControl({type: 'approve', patient});
   }
 
+  /* "HH:MM" in the phone's time zone, or '' for a missing or unreadable time. */
+  function clock(iso) {
+    const t = iso ? new Date(iso) : null;
+    if (!t || Number.isNaN(t.getTime())) return '';
+    return `${String(t.getHours()).padStart(2, '0')}:${String(t.getMinutes()).padStart(2, '0')}`;
+  }
+
   function onDelivered(receipt) {
     const r = $('receipt');
-    r.querySelector('.sink').textContent = receipt.sink ? `Mottaker: ${receipt.sink}` : '';
-    const ref = receipt.id || receipt.reference || '';  // the protocol says id; the server may say reference
-    r.querySelector('.id').textContent = ref ? `ID: ${ref}` : '';
-    r.querySelector('.detail').textContent = receipt.detail || '';
+    const detail = String(receipt.detail || '');
+    const ref = String(receipt.reference || '');
+    const at = clock(receipt.delivered_at);
+    r.querySelector('.detail').textContent = detail;
+    r.querySelector('.time').textContent = at ? `Kl. ${at}` : '';
+    r.querySelector('.reference').textContent = ref && !detail.includes(ref) ? ref : '';
     finish('');
     r.hidden = false;
   }
@@ -693,6 +738,7 @@
     Object.assign(S, {
       ring: null, captured: 0, ackedOffset: 0, sentOffset: 0, seq: 0, session: null, outbox: [],
       flags: [], canApprove: false, approving: false, overflowed: false, stopSent: false, phase: 'idle',
+      paused: false,
     });
     S.sentText.clear();
     replaceTranscript([]);
@@ -724,6 +770,7 @@
   // ------------------------------------------------------------------ start-up
   async function appPage() {
     $('record').addEventListener('click', () => (S.phase === 'recording' ? stopRecording() : startRecording()));
+    $('pause').addEventListener('click', togglePause);
     $('template').addEventListener('change', (e) => { S.templateId = e.target.value || null; });
     $('approve').addEventListener('click', approve);
     $('discard').addEventListener('click', discard);

@@ -5,6 +5,13 @@
  *   {type: "pcm", pcm: ArrayBuffer (Int16, 1600 samples), db: RMS level in dBFS}
  * The last chunk after {type: "flush"} may be shorter; then {type: "flushed"} follows.
  *
+ * {type: "pause"} / {type: "resume"}: while paused the input is dropped here, at the render
+ * quantum, before the resampler: audio that came in before the pause still goes out (the
+ * partial chunk waits in the filter), nothing of the pause does, and the audio after the
+ * resume continues the same stream, so the offsets count only recorded samples. Meanwhile
+ *   {type: "level", db}
+ * comes about every 100 ms so that the level meter still shows the microphone works.
+ *
  * Resampling: a polyphase windowed-sinc (Blackman) filter that low-passes and interpolates in
  * one step. Each output sample is computed directly at its fractional input position
  * t = pos + num/den, where den/num are exact integers (the rate ratio reduced by their gcd), so
@@ -70,8 +77,15 @@ class ScribeCapture extends AudioWorkletProcessor {
     this.n = 0;
     this.sumSq = 0;
     this.done = false;
+    this.paused = false;
+    this.levelSumSq = 0;                 // level while paused (float samples, input rate)
+    this.levelN = 0;
+    this.levelEvery = Math.max(128, Math.round(rate / 10));
     this.port.onmessage = (e) => {
-      if (e.data && e.data.type === 'flush') this.flush();
+      const type = e.data && e.data.type;
+      if (type === 'flush') this.flush();
+      else if (type === 'pause') this.paused = true;
+      else if (type === 'resume') { this.paused = false; this.levelSumSq = 0; this.levelN = 0; }
     };
   }
 
@@ -88,9 +102,22 @@ class ScribeCapture extends AudioWorkletProcessor {
         for (let c = 0; c < ch; c++) s += input[c][i];
         mono[i] = s / ch;
       }
-      this.push(mono, n);
+      if (this.paused) this.level(mono, n);
+      else this.push(mono, n);
     }
     return true;  // keep running; the main thread ends us with flush or by closing the context
+  }
+
+  /* Paused: the input only feeds the level meter. */
+  level(samples, n) {
+    for (let i = 0; i < n; i++) this.levelSumSq += samples[i] * samples[i];
+    this.levelN += n;
+    if (this.levelN < this.levelEvery) return;
+    const rms = Math.sqrt(this.levelSumSq / this.levelN);
+    const db = rms > 0 ? Math.max(-100, 20 * Math.log10(rms)) : -100;
+    this.port.postMessage({type: 'level', db});
+    this.levelSumSq = 0;
+    this.levelN = 0;
   }
 
   /* Append n input samples and emit every output sample whose filter window is complete. */
