@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import time
 import wave
 from pathlib import Path
@@ -30,11 +29,11 @@ import pytest
 
 from asr.types import SAMPLE_RATE
 from tests.conftest import CONSULTATIONS
+from tests.edge.browser import CHROMIUM, LAUNCH_ARGS, nss_home, wait
 from tests.epj.test_zero_persistence import leaked, shingles
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CLIP = "ortopedi-kne"
 CLIP_TURNS = 8  # the first eight turns (about 80 s)
 SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4km"
@@ -59,30 +58,6 @@ def _clip(tmp: Path) -> tuple[Path, list[dict[str, Any]], float]:
         w.setframerate(48_000)
         w.writeframes((np.clip(up, -1, 1) * 32767).astype("<i2").tobytes())
     return path, turns, seconds
-
-
-def _nss_home(tmp: Path, ca_pem: str) -> Path:
-    """A HOME whose NSS database trusts the test CA (how Chromium on Linux trusts a hospital CA)."""
-    home = tmp / "browser-home"
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run(["certutil", "-d", f"sql:{db}", "-N", "--empty-password"], check=True, capture_output=True)
-    subprocess.run(["certutil", "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "ambient-scribe test CA", "-i", ca_pem],
-                   check=True, capture_output=True)
-    return home
-
-
-def _wait(page: Any, script: str, timeout_s: float) -> Any:
-    """Poll ``script`` (a function) in the page until it returns something truthy. (Playwright's
-    ``wait_for_function`` evaluates a string, which the app's Content-Security-Policy forbids.)"""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = page.evaluate(script)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {script}")
-        time.sleep(0.2)
 
 
 def _changed_files(since: float, exclude: tuple[Path, ...]) -> list[Path]:
@@ -120,7 +95,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, tls: SimpleNamespace, fhir_ser
         pytest.fail("Debian's chromium and libnss3-tools are needed: ./install.sh --test installs them")
     tmp = Path(tmp_path_factory.mktemp("browser"))
     wav, turns, seconds = _clip(tmp)
-    home = _nss_home(tmp, tls.ca_pem)
+    home = nss_home(tmp, tls.ca_pem)
     log = io.StringIO()
     handler = logging.StreamHandler(log)
     handler.setLevel(logging.DEBUG)
@@ -152,9 +127,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, tls: SimpleNamespace, fhir_ser
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, headless=True, env={**os.environ, "HOME": str(home)},
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-                      "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}%noloop"])
+                args=[*LAUNCH_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"])
             context = browser.new_context(viewport={"width": 412, "height": 915}, device_scale_factor=2, is_mobile=True,
                                           has_touch=True, locale="nb-NO", permissions=["microphone"])
             page = context.new_page()
@@ -173,7 +146,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, tls: SimpleNamespace, fhir_ser
                     shutil.copy(path, SHOTS / path.name)
 
             page.goto(f"{server.url}/pair#t={token}")
-            _wait(page, "() => document.body.innerText.includes('Dr. Nilsen')", 20)
+            wait(page, "() => document.body.innerText.includes('Dr. Nilsen')", 20)
             assert "#t=" not in page.url  # the code left the address bar at once
             shot("1-paired")
             page.goto(server.url + "/")
@@ -189,12 +162,12 @@ def run(tmp_path_factory: pytest.TempPathFactory, tls: SimpleNamespace, fhir_ser
             for listeners in list(state.connections.values()):
                 for listener in list(listeners):
                     listener({"__close__": 1012})
-            _wait(page, "() => window.scribeState && window.scribeState.reconnects >= 1", 30)
+            wait(page, "() => window.scribeState && window.scribeState.reconnects >= 1", 30)
             out.state_texts.append(page.inner_text("[data-testid=connection]"))
-            _wait(page, "() => window.scribeState.connection === 'connected'", 30)
+            wait(page, "() => window.scribeState.connection === 'connected'", 30)
             shot("4-resumed")
             # the whole clip captured (the fake microphone starts when the page opens it), then Stopp
-            _wait(page, f"() => window.scribeState.capturedSamples >= {int((seconds + 0.5) * SAMPLE_RATE)}", seconds + 60)
+            wait(page, f"() => window.scribeState.capturedSamples >= {int((seconds + 0.5) * SAMPLE_RATE)}", seconds + 60)
             out.record_to_stop_s = time.monotonic() - t_record
             page.click("[data-testid=record]")  # Stopp
             page.wait_for_selector("[data-testid=draft] [data-testid=section]", timeout=400_000)
@@ -207,7 +180,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, tls: SimpleNamespace, fhir_ser
             while flags.count():
                 flags.first.click()
                 time.sleep(0.3)
-            _wait(page, "() => !document.querySelector('[data-testid=approve]').disabled", 20)
+            wait(page, "() => !document.querySelector('[data-testid=approve]').disabled", 20)
             out.dom_ids = page.eval_on_selector_all("[data-testid=segment]", "els => els.map(e => e.dataset.id)")
             shot("6-flags-handled")
             approve.click()
