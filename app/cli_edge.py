@@ -97,11 +97,13 @@ def _serve(settings: Any) -> int:
     import asyncio
 
     from app.common import progress_factory
+    from app.edge.control import prepare_socket_path
     from app.edge.run import build_state, check_tls, public_url, uvicorn_server
     from summarize.consultation.engine import Scribe
 
     edge = settings.edge
     check_tls(edge.cert, edge.key)
+    prepare_socket_path(edge.socket_path())  # a bad or busy socket path: its one line, before the models load
     for name in ("scribe.edge", "scribe.edge.access", "app.edge.sessions"):
         logging.getLogger(name).setLevel(logging.INFO)
     handler = logging.StreamHandler(sys.stderr)

@@ -37,8 +37,12 @@ class ControlError(ScribeError):
 def prepare_socket_path(path: Path) -> None:
     """Make the socket's directory private (0700) and remove a stale socket; refuse when
     another server is listening there or the path is not a socket."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    parent = path.parent.stat()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        parent = path.parent.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot create the control socket's folder {path.parent}: {exc.strerror or exc} "
+                          "(set [edge] control_socket or --socket)") from None
     if parent.st_uid != os.getuid():
         raise ConfigError(f"the control socket's folder {path.parent} belongs to another user")
     if stat.S_IMODE(parent.st_mode) & 0o077:

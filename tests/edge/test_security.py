@@ -223,7 +223,7 @@ def test_cli_pair_devices_revoke(fake_edge: Any, capsys: pytest.CaptureFixture[s
     assert "no edge server is running" in capsys.readouterr().err
 
 
-def test_serve_refuses_without_tls(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_without_tls_or_socket(tmp_path: Any, tls: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from app.cli import main
 
     assert main(["edge", "serve", "--socket", str(tmp_path / "s.sock")]) != 0
@@ -231,4 +231,7 @@ def test_serve_refuses_without_tls(tmp_path: Any, capsys: pytest.CaptureFixture[
     (tmp_path / "bad.pem").write_text("not a certificate")
     assert main(["edge", "serve", "--cert", str(tmp_path / "bad.pem"), "--key", str(tmp_path / "bad.pem")]) != 0
     assert "do not load" in capsys.readouterr().err
-    time.sleep(0)
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main(["edge", "serve", "--cert", tls.cert, "--key", tls.key, "--socket", str(blocked / "edge.sock")]) != 0
+    assert "control socket's folder" in capsys.readouterr().err
