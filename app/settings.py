@@ -251,7 +251,8 @@ class EdgeSettings(BaseModel):
     public_url: str = Field(
         default="", description="https://HOST:PORT the phones reach (in the pairing QR code); empty = the host's name and port")
     max_consultations: int = Field(
-        default=2, ge=1, le=500, description="live consultations at once; more are refused as busy (benchmarks/edge_load.py)")
+        default=1, ge=1, le=500,
+        description="live consultations at once, more refused as busy (measured: 2 CPU cores carry 1; benchmarks/edge_load.py)")
     max_backlog_s: float = Field(
         default=4.0, gt=0, le=120, description="refuse new consultations while a live one's audio waits this long for Whisper")
     shift_h: float = Field(default=12.0, gt=0, le=24, description="hours a paired phone stays paired")

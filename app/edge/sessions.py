@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.edge.frames import AudioIntake
+from app.edge.frames import SAMPLE_RATE, AudioIntake
 from asr.errors import ScribeError
 from asr.sources import PushSource
 
@@ -73,8 +73,13 @@ class LiveSession:
         self.state = "recording"
         self.draft_message: dict[str, Any] | None = None
         self.ended = False
-        self.consultation = scribe.consultation(template, self.source, on_event=self._on_event)
+        self._transcribed_s = 0.0  # audio the transcriber has taken in (its progress)
+        self.consultation = scribe.consultation(template, self.source, on_event=self._on_event,
+                                                on_progress=self._on_progress)
         self.consultation.start()
+
+    def _on_progress(self, audio_s: float) -> None:
+        self._transcribed_s = audio_s
 
     # -- the phone's connection -------------------------------------------------------------
     def attach(self, listener: Listener) -> Listener | None:
@@ -134,7 +139,11 @@ class LiveSession:
 
     @property
     def backlog_s(self) -> float:
-        return self.source.backlog_s
+        """Seconds of this phone's audio that Whisper has not taken in yet (the pipeline takes
+        audio off the source at once, so the source's own queue does not show it)."""
+        if self.state not in ("recording", "paused", "drafting"):
+            return 0.0
+        return max(0.0, self.source.received / SAMPLE_RATE - self._transcribed_s)
 
     # -- the review -------------------------------------------------------------------------
     def pause(self, paused: bool) -> None:

@@ -175,11 +175,17 @@ def test_backlog_refuses_new_consultations(fake_edge: Any) -> None:
     sessions = fake_edge.state.sessions
     device = type("D", (), {"id": "x", "user": "PractitionerRole/a"})()
     s = sessions.new(device, "test")
-    s.source._queued = int(10 * SAMPLE_RATE)  # Whisper is 10 s behind on this one
+    for _ in range(50):  # the scripted transcriber takes 12 s of audio in at once
+        s.source.push(np.zeros(int(12 * SAMPLE_RATE), dtype=np.float32))
+        time.sleep(0.1)
+        if s.backlog_s < 1:
+            break
+    assert s.backlog_s < 1  # kept up
+    s._transcribed_s -= 10  # as if Whisper were 10 s behind on this one
     from app.edge.sessions import EdgeError
 
     with pytest.raises(EdgeError) as refused:
         sessions.new(device, "test")
     assert refused.value.code == "busy"
-    s.source._queued = 0
+    assert fake_edge.state.sessions.stats()["backlog_s"] >= 9.9
     sessions.close()
