@@ -254,7 +254,8 @@ class EdgeSettings(BaseModel):
         default=1, ge=1, le=500,
         description="live consultations at once, more refused as busy (measured: 2 CPU cores carry 1; benchmarks/edge_load.py)")
     max_backlog_s: float = Field(
-        default=4.0, gt=0, le=120, description="refuse new consultations while a live one's audio waits this long for Whisper")
+        default=10.0, gt=0, le=120,
+        description="refuse new consultations while a live one's audio waits this long for Whisper (real time peaks at ~6 s)")
     shift_h: float = Field(default=12.0, gt=0, le=24, description="hours a paired phone stays paired")
     pair_ttl_s: int = Field(default=60, ge=10, le=600, description="seconds a pairing code is valid")
     grace_s: float = Field(default=120.0, ge=5, le=3600, description="a consultation whose phone stays away this long is wiped")
