@@ -276,6 +276,24 @@ class ScriptedTranscriber:
         self.transcript.clear()
 
 
+class ScriptedAsr:
+    """An ASR engine whose transcribers are :class:`ScriptedTranscriber`\\ s of ``script``
+    (``options`` as theirs); ``made`` lists them, so a test can check their audio was wiped."""
+
+    model_id = "scripted"
+    model_dir = None
+
+    def __init__(self, script: list[tuple[str, float]], **options: Any) -> None:
+        self.script = list(script)
+        self.options = options
+        self.made: list[ScriptedTranscriber] = []
+
+    def transcriber(self, clock: Any = None, vocabulary: tuple[str, ...] = ()) -> ScriptedTranscriber:
+        t = ScriptedTranscriber(self.script, **self.options)
+        self.made.append(t)
+        return t
+
+
 KING_COUNTRIES = ("afg", "pakist", "sverig", "somali", "syri", "polen")
 """Stems of the countries named 8-17 s into ``king.mp3`` ("Afghanistan, Pakistan og Polen,
 Sverige, Somalia og Syria"): Whisper base spells a name differently from one schedule of

@@ -12,7 +12,7 @@ from app.settings import EdgeSettings
 from summarize.consultation.engine import Scribe
 from summarize.delivery.audit import AuditLog
 from summarize.delivery.sinks import Receipt
-from tests.fakes import FakeLlm, ScriptedTranscriber, note_template
+from tests.fakes import FakeLlm, ScriptedAsr, note_template
 
 SCRIPT = [
     ("Vi var på hytta i helgen og fisket ørret.", 1.0),
@@ -30,19 +30,6 @@ def answer(messages: list[Any]) -> str:
     if "amlodipin" in said:
         return "Legemidler: Amlodipin 10 mg daglig."  # 10 was never said: flagged
     return "Ingen."
-
-
-class FakeAsr:
-    model_id = "scripted"
-    model_dir = None
-
-    def __init__(self) -> None:
-        self.made: list[ScriptedTranscriber] = []
-
-    def transcriber(self, clock: Any = None, vocabulary: tuple[str, ...] = ()) -> ScriptedTranscriber:
-        t = ScriptedTranscriber(SCRIPT)
-        self.made.append(t)
-        return t
 
 
 class RecordingSink:
@@ -66,7 +53,7 @@ class FakeEdge:
             edge=EdgeSettings(**{"grace_s": 120, "max_consultations": 4, **edge}),
             app=SimpleNamespace(sink="test", default_template="test"),
             audit=SimpleNamespace(open=lambda: audit))
-        self.scribe = Scribe(self.settings, asr=FakeAsr(), llm=FakeLlm(answer))
+        self.scribe = Scribe(self.settings, asr=ScriptedAsr(SCRIPT), llm=FakeLlm(answer))
         self.notes: list[Any] = []
         self.socket = tmp_path / "ctl" / "edge.sock"
         self.state = build_state(self.settings, self.scribe, templates={"test": note_template()},

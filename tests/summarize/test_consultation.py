@@ -21,7 +21,7 @@ from summarize.consultation.session import SessionError, State
 from summarize.delivery.audit import AuditLog
 from summarize.delivery.sinks import Receipt, SinkError
 from summarize.types import Utterance
-from tests.fakes import FakeLlm, ScriptedTranscriber, note_template
+from tests.fakes import FakeLlm, ScriptedAsr, note_template
 
 SCRIPT = [
     ("Vi var på hytta i helgen og fisket ørret.", 1.0),
@@ -45,17 +45,9 @@ def ArraySource(seconds: float) -> Any:  # noqa: N802 (reads like the class it m
     return Source((0.05 * np.random.default_rng(1).standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32))
 
 
-class FakeAsr:
-    model_id = "scripted"
-    model_dir = None
-
+class FakeAsr(ScriptedAsr):
     def __init__(self) -> None:
-        self.made: list[ScriptedTranscriber] = []
-
-    def transcriber(self, clock: Any = None, vocabulary: tuple[str, ...] = ()) -> ScriptedTranscriber:
-        t = ScriptedTranscriber(SCRIPT)
-        self.made.append(t)
-        return t
+        super().__init__(SCRIPT)
 
 
 class RecordingSink:
@@ -227,13 +219,11 @@ def test_two_consultations_on_threads_keep_their_own_state(tmp_path: Path) -> No
     b.discard()
 
 
-class UnsureAsr(FakeAsr):
+class UnsureAsr(ScriptedAsr):
     """Whisper was unsure of a drug name it did not know."""
 
-    def transcriber(self, clock: Any = None, vocabulary: tuple[str, ...] = ()) -> ScriptedTranscriber:
-        t = ScriptedTranscriber([("Hun bruker amlodipien fem milligram.", 1.0)], unsure=("amlodipien",))
-        self.made.append(t)
-        return t
+    def __init__(self) -> None:
+        super().__init__([("Hun bruker amlodipien fem milligram.", 1.0)], unsure=("amlodipien",))
 
 
 @pytest.mark.parametrize("enabled", [True, False])
