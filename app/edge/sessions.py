@@ -174,7 +174,9 @@ class LiveSession:
             self.state = "drafting"
         self.send({"type": "state", "state": "drafting"})
         c = self.consultation
-        c.stop(wait=False)
+        # End the phone's audio, not the transcription: every sample already taken (and
+        # acknowledged) is still transcribed before the draft (Consultation.stop would drop what
+        # waits in the pipeline's queue, as a microphone's Stop does).
         self.source.close()
         t0 = time.perf_counter()
         result = c.draft()

@@ -189,3 +189,29 @@ def test_backlog_refuses_new_consultations(fake_edge: Any) -> None:
     assert refused.value.code == "busy"
     assert fake_edge.state.sessions.stats()["backlog_s"] >= 19.9
     sessions.close()
+
+
+def test_stop_transcribes_every_sample_already_taken(fake_edge: Any) -> None:
+    """Stop ends the phone's audio, not the transcription: audio still waiting for a slow
+    Whisper when the phone says stop reaches the transcriber before the draft."""
+    from app.edge.frames import Frame
+    from app.edge.sessions import LiveSession
+    from tests.fakes import ScriptedTranscriber
+
+    class Slow(ScriptedTranscriber):
+        def insert_audio_chunk(self, chunk: Any) -> None:
+            time.sleep(0.05)  # 100 ms of audio takes 50 ms, one chunk at a time: a backlog builds
+            super().insert_audio_chunk(chunk)
+
+    made: list[Slow] = []
+    fake_edge.scribe.asr.transcriber = lambda clock=None, vocabulary=(): made.append(Slow(SCRIPT)) or made[-1]
+    device = type("D", (), {"id": "x", "user": "PractitionerRole/a"})()
+    session = LiveSession(fake_edge.scribe, fake_edge.state.sessions.templates["test"], device)
+    audio = (_noise(8.0) * 32767).astype("<i2")
+    for k in range(0, len(audio), 1600):
+        session.take_audio(Frame(k // 1600, k, audio[k:k + 1600].tobytes()))
+    assert session.backlog_s > 1.0  # Whisper is behind when the phone stops
+    draft = session.stop_and_draft()
+    assert draft["type"] == "draft"
+    assert sum(len(s) for s in made[-1].samples) == len(audio)  # every sample was transcribed
+    session.end()
