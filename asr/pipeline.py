@@ -124,6 +124,9 @@ def run_stream(
     return result
 
 
+STOP_DRAIN_S = 10.0  # after Stop, how long the source may take to hand over what it had
+
+
 def _run_live(
     source: AudioSource,
     step: Callable[[list[AudioChunk]], None],
@@ -144,8 +147,15 @@ def _run_live(
     thread.start()
     try:
         done = False
+        stopped_at: float | None = None
         while not done:
-            if stop is not None and stop.is_set():
+            if stop is not None and stop.is_set() and stopped_at is None:
+                # Stop ends the recording, not the transcription: the source is closed, and what
+                # it had already delivered (queued during the last decode) is still transcribed.
+                stopped_at = time.monotonic()
+                source.close()
+            if stopped_at is not None and time.monotonic() - stopped_at > STOP_DRAIN_S:
+                logger.warning("the audio source did not end %.0f s after Stop", STOP_DRAIN_S)
                 break
             try:
                 items = [q.get(timeout=0.2)]
