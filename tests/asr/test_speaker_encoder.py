@@ -79,6 +79,9 @@ def test_the_voices_of_a_shared_consultation_are_apart(encoder, consultations_di
     assert agree / sum(weights) >= 0.9
 
 
+@pytest.mark.xfail(strict=False, reason="issue #19 (blocked), found 2026-12-07: on this project's AMD EPYC machines "
+                   "one of king.mp3's 15 segments (id 3) clusters as a second voice (also on the code before issue #21); "
+                   "on the Intel Xeon CI machines it came out as one voice. Cause not yet found")
 def test_one_real_voice_comes_out_as_one(engine, king_audio: np.ndarray, encoder) -> None:
     from asr.pipeline import run_stream
     from asr.sources import ArraySource
