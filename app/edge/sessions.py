@@ -117,10 +117,7 @@ class LiveSession:
 
     def ready_message(self) -> dict[str, Any]:
         """The answer to ``hello``: where to resume, and the whole committed transcript."""
-        c = self.consultation
-        with c._lock:
-            segments = list(c.segments)
-            filtered = c.filtered
+        segments, filtered = self.consultation.transcript_snapshot()
         reasons = {d.id: d.reason for d in filtered.dropped} if filtered is not None else {}
         return {"type": "ready", "session": self.id, "resume_from": self.intake.expected,
                 "template": {"id": self.template.id, "title": self.template.title}, "state": self.state,

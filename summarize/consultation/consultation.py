@@ -266,6 +266,12 @@ class Consultation:
     def filtered(self) -> Any:
         return self.session.filtered
 
+    def transcript_snapshot(self) -> tuple[list[Any], Any]:
+        """The committed segments and the small-talk filter's result, consistent with each
+        other (a phone that reconnects gets both)."""
+        with self._lock:
+            return list(self.session.segments), self.session.filtered
+
     def _refilter(self) -> None:
         self.session.filter(self.smalltalk)
         if self.note is not None and self.session.state in (State.RECORDING, State.PAUSED):
