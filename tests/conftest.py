@@ -21,6 +21,34 @@ SPEECH = ROOT / "app" / "demo"
 CONSULTATIONS = ROOT / "tests" / "data" / "consultations"
 
 
+def consultation_clip(name: str, seconds: float, out: Path, rate: int = 16_000) -> tuple[Path, list[dict], list[dict]]:
+    """The first ``seconds`` of a labelled consultation as 16-bit mono WAV at ``rate`` (for the
+    tests that run a whole session: a clip keeps CI within its hour on a slow CPU), with the
+    timed turns and the turns' texts that end inside it."""
+    import json
+    import wave
+
+    import yaml
+
+    from asr.sources import decode_file
+    from asr.types import SAMPLE_RATE
+
+    audio, _ = decode_file(CONSULTATIONS / f"{name}.flac")
+    clip = audio[: int(seconds * SAMPLE_RATE)]
+    if rate != SAMPLE_RATE:
+        n = int(len(clip) * rate / SAMPLE_RATE)
+        clip = np.interp(np.arange(n) * SAMPLE_RATE / rate, np.arange(len(clip)), clip)
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(clip, -1, 1) * 32767).astype("<i2").tobytes())
+    times = json.loads((CONSULTATIONS / f"{name}.turns.json").read_text(encoding="utf-8"))
+    said = yaml.safe_load((CONSULTATIONS / f"{name}.yaml").read_text(encoding="utf-8"))["turns"]
+    inside = [i for i, t in enumerate(times) if t["end"] <= seconds]
+    return out, [times[i] for i in inside], [said[i] for i in inside]
+
+
 def _require(path: Path) -> Path:
     if not path.exists():  # a broken checkout, not a missing folder beside the repository
         pytest.fail(f"test data missing from the repository: {path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -294,13 +295,21 @@ class ScriptedAsr:
         return t
 
 
-KING_COUNTRIES = ("afg", "pakist", "sverig", "somali", "syri", "polen")
-"""Stems of the countries named 8-17 s into ``king.mp3`` ("Afghanistan, Pakistan og Polen,
-Sverige, Somalia og Syria"): Whisper base spells a name differently from one schedule of
-decodes to the next ("Afgarnistan", "Poren", "Sydia"), so tests count stems, not one word."""
+KING_COUNTRIES = ("afghanistan", "pakistan", "polen", "sverige", "somalia", "syria")
+"""The countries named 8-17 s into ``king.mp3`` ("Afghanistan, Pakistan og Polen, Sverige,
+Somalia og Syria"): Whisper base spells a name differently from one schedule of decodes, and
+one CPU's arithmetic, to the next ("Afgarnistan", "Poren", "Sydia", "PAKKISTAN", "SVEDIE",
+"Somal"), so tests count names heard closely enough, not one spelling."""
 
 
 def countries_heard(text: str) -> int:
-    """How many of :data:`KING_COUNTRIES` a transcript of ``king.mp3`` names."""
-    words = text.lower().replace(",", " ").replace(".", " ").split()
-    return sum(any(w.startswith(stem) for w in words) for stem in KING_COUNTRIES)
+    """How many of :data:`KING_COUNTRIES` a transcript of ``king.mp3`` names: a word counts
+    when it starts with the name's first five letters or is at least 75 % similar to it."""
+    from difflib import SequenceMatcher
+
+    words = [w for w in re.findall(r"\w+", text.lower()) if len(w) >= 4]
+
+    def heard(name: str, w: str) -> bool:
+        return w.startswith(name[:5]) or SequenceMatcher(None, name, w).ratio() >= 0.75
+
+    return sum(any(heard(name, w) for w in words) for name in KING_COUNTRIES)

@@ -19,16 +19,14 @@ import logging
 import os
 import shutil
 import time
-import wave
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 
 from asr.types import SAMPLE_RATE
-from tests.conftest import CONSULTATIONS
+from tests.conftest import CONSULTATIONS, consultation_clip
 from tests.edge.browser import CHROMIUM, LAUNCH_ARGS, nss_home, wait
 from tests.epj.test_zero_persistence import leaked, shingles
 
@@ -44,19 +42,9 @@ SKIP_SCAN = ("/proc", "/sys", "/dev/pts")
 
 def _clip(tmp: Path) -> tuple[Path, list[dict[str, Any]], float]:
     """The clip as 48 kHz 16-bit WAV (what Chromium's fake device plays) and its turns."""
-    from asr.sources import decode_file
-
-    audio, _ = decode_file(CONSULTATIONS / f"{CLIP}.flac")
-    turns = json.loads((CONSULTATIONS / f"{CLIP}.turns.json").read_text())[:CLIP_TURNS]
-    seconds = turns[-1]["end"] + 1.0
-    clip = audio[: int(seconds * SAMPLE_RATE)]
-    up = np.interp(np.arange(int(len(clip) * 3)) / 3.0, np.arange(len(clip)), clip)
-    path = tmp / "clip.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(48_000)
-        w.writeframes((np.clip(up, -1, 1) * 32767).astype("<i2").tobytes())
+    times = json.loads((CONSULTATIONS / f"{CLIP}.turns.json").read_text())[:CLIP_TURNS]
+    seconds = times[-1]["end"] + 1.0
+    path, turns, _ = consultation_clip(CLIP, seconds, tmp / "clip.wav", rate=48_000)
     return path, turns, seconds
 
 
@@ -245,7 +233,13 @@ def test_resumed_after_the_drop_and_every_turn_covered_once(run: SimpleNamespace
     spans = [(w["start"], w["end"]) for s in segments for w in s["words"]]
     uncovered = [t["turn"] for t in run.turns if not any(a < t["end"] + 1.0 and b > t["start"] - 1.0 for a, b in spans)]
     assert not uncovered, f"turns without a segment: {uncovered}"
-    assert run.flags_shown >= 1 and run.approve_before is False  # Godkjenn waited for the flags
+    # every flag of the draft is on the screen with its Godta, and Godkjenn waited for them. (How
+    # many flags a real draft has is the LLM's and Whisper's: none is a good draft, and a CI
+    # machine drafted this clip with none; test_browser_client holds Godkjenn back on flags that
+    # are always there.)
+    drafts = [f for f in run.frames if f.get("type") == "draft"]
+    assert drafts and run.flags_shown == len([f for f in drafts[-1]["flags"] if not f.get("resolved")])
+    assert run.approve_before is (run.flags_shown == 0)
 
 
 def test_the_live_transcript_streamed_while_recording(run: SimpleNamespace) -> None:

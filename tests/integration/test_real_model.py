@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,39 +32,38 @@ def test_king_speech_streams_with_reasonable_accuracy(engine, king_mp3: Path, ki
     assert words[-1].end <= 85.5
 
 
-def _consultations(d: Path) -> list[Path]:
-    return sorted(d.glob("*.flac"))
-
-
 TWO_PATHS_LOSE_A_TURN = pytest.mark.xfail(
     strict=False,  # Whisper's int8 numerics differ by CPU: on another machine the turn may be heard
     reason="issue #20, open: with the cheap path on (as live), allmenn-luftveisinfeksjon turn 15 "
     "(117.9-121.0 s) is missing from the record; the cause is not yet found (not the pause or "
     "no-new-words commits, which are off)",
 )
+# The suite checks a part: the whole six consultations on both paths take about 35 minutes on
+# a 2-core AMD EPYC (no AVX-512), more than CI has; `python -m benchmarks.turn_coverage` runs
+# them all. The accurate path (what the record is made of) on two whole consultations (the one
+# where a turn went missing and the longest); both paths on the first 130 s of the first.
+COVERAGE_RUNS = [
+    pytest.param(False, ("allmenn-luftveisinfeksjon", "psykiatri-depresjon"), None, id="accurate-path-only"),
+    pytest.param(True, ("allmenn-luftveisinfeksjon",), 130.0, marks=TWO_PATHS_LOSE_A_TURN, id="two-paths-as-live"),
+]
 
 
 @pytest.mark.timeout(2400)
-@pytest.mark.parametrize("tentative", [False, pytest.param(True, marks=TWO_PATHS_LOSE_A_TURN)],
-                         ids=["accurate-path-only", "two-paths-as-live"])
-def test_every_turn_of_every_consultation_is_covered(engine, consultations_dir: Path, tentative: bool) -> None:
+@pytest.mark.parametrize(("tentative", "names", "seconds"), COVERAGE_RUNS)
+def test_every_turn_of_every_consultation_is_covered(engine, consultations_dir: Path, tentative: bool,
+                                                       names: tuple[str, ...], seconds: float | None) -> None:
     """No speech is dropped after silence gaps: each turn overlaps a committed segment,
     also with the cheap path on (its pause and no-new-words commits), as when live."""
-    files = _consultations(consultations_dir)
-    assert len(files) >= 3
+    from benchmarks.turn_coverage import uncovered_turns
+
     uncovered: list[str] = []
-    for flac in files:
-        turns = json.loads(flac.with_suffix("").with_suffix(".turns.json").read_text())
-        result = run_stream(FileSource(flac), lambda clock: engine.transcriber(clock, tentative=tentative))
+    for name in names:
+        r = uncovered_turns(engine, consultations_dir / f"{name}.flac", tentative=tentative, seconds=seconds)
         if tentative:
-            assert result.paths["tentative"]["decodes"] > 0
-        assert result.error is None
-        assert result.audio_s == pytest.approx(turns[-1]["end"], abs=2.0)  # ran to the end
-        spans = [(w.start, w.end) for s in result.transcript.segments for w in s.words]
-        for t in turns:
-            if not any(a < t["end"] and b > t["start"] for a, b in spans):
-                uncovered.append(f"{flac.stem} turn {t['turn']} ({t['start']:.1f}-{t['end']:.1f} s)")
-        result.transcript.clear()
+            assert r["tentative_decodes"] > 0
+        assert r["error"] is None and r["turns"] > 10
+        assert r["audio_s"] == pytest.approx(seconds or r["last_turn_end"], abs=2.0)  # ran to the end
+        uncovered += r["uncovered"]
     assert not uncovered, uncovered
 
 

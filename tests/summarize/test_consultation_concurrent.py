@@ -104,8 +104,11 @@ def test_two_concurrent_consultations_on_one_engine_stay_apart_and_both_wipe(scr
     for me, other in ((a, b), (b, a)):
         c, result = cons[me], results[me]
         said = " ".join(s.text for s in c.segments)
-        # its own audio, as Whisper heard it alone; not the other clip
-        assert jiwer.wer(alone[me], said) < 0.25 < jiwer.wer(alone[other], said)
+        # its own audio, not the other clip: nearer what Whisper heard in its clip alone than
+        # what it heard in the other's. (Not a bound on the distance to the alone
+        # decode: live decoding cuts the audio where the CPU lets it, and two at once on two
+        # cores cut it elsewhere; 0.52 was seen on a loaded CI machine.)
+        assert jiwer.wer(alone[me], said) + 0.3 < jiwer.wer(alone[other], said)
         # its events carry its own segments, each once, and end with its own recording
         committed = [e.segment for e in events[me] if isinstance(e, Committed)]
         assert [s.text for s in committed] == [s.text for s in c.segments]
